@@ -1,0 +1,175 @@
+"""The `podrec` command: local services, event producers, ingestion outside Dagster, and a summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from podrec_assets.resources import build_resources
+from podrec_assets.settings import apply_local_defaults, podrec_home
+
+
+def _resources() -> dict:
+    return build_resources(resolved=True)
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """podrec: podcast recommendations as a Dagster asset graph."""
+    apply_local_defaults()
+
+
+# -- services ------------------------------------------------------------------------------------------------------
+@main.group()
+def services() -> None:
+    """Start, stop and inspect the local stack (Kafka, MongoDB, Spark Connect) on 127.0.0.1."""
+
+
+@services.command("up")
+@click.option("--only", multiple=True, type=click.Choice(["kafka", "mongo", "spark"]), help="start only these")
+def services_up(only: tuple[str, ...]) -> None:
+    """Start what is not running and wait until every service answers (idempotent)."""
+    from podrec_assets.stack.local import LocalStack, ServiceError
+
+    try:
+        statuses = LocalStack().up(list(only) or None, log=lambda m: click.echo(m))
+    except ServiceError as error:
+        _fail(str(error))
+    for status in statuses:
+        if not only or status.role in only:
+            click.echo(status.line())
+
+
+@services.command("down")
+def services_down() -> None:
+    """Stop every server this project started (by PID), and nothing else."""
+    from podrec_assets.stack.local import LocalStack
+
+    LocalStack().down(log=lambda m: click.echo(m))
+
+
+@services.command("status")
+def services_status() -> None:
+    from podrec_assets.stack.local import LocalStack
+
+    for status in LocalStack().status():
+        click.echo(status.line())
+
+
+# -- events --------------------------------------------------------------------------------------------------------
+@main.group()
+def events() -> None:
+    """Produce listener events to the Kafka topic."""
+
+
+def _send(messages, total: int | None, key_field: str | None = "user_id") -> None:
+    from podrec_assets.producers.kafka_send import BrokerUnavailable, send_messages
+
+    kafka = _resources()["kafka"]
+    pairs = (
+        ((str(m.get(key_field, "")).encode() if key_field and isinstance(m, dict) else None), orjson.dumps(m))
+        for m in messages
+    )
+    try:
+        report = send_messages(kafka, pairs, total=total)
+    except BrokerUnavailable as error:
+        _fail(str(error))
+    click.echo(f"sent {report.sent} events to {kafka.topic} ({report.failed} failed)")
+    if report.failed:
+        _fail(f"{report.failed} messages were not acknowledged; first error: {report.first_error}")
+
+
+@events.command("generate")
+@click.option("--users", default=200, show_default=True)
+@click.option("--days", default=14, show_default=True, help="spread timestamps over this many days up to now")
+@click.option("--sessions-per-user", default=12.0, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["v1", "seed000"]), default="v1", show_default=True)
+def events_generate(users: int, days: int, sessions_per_user: float, seed: int, fmt: str) -> None:
+    """Synthetic listeners with latent tastes over the episode catalog."""
+    from podrec_assets.producers.synthetic import generate_events, to_seed000
+
+    messages = list(generate_events(users=users, days=days, sessions_per_user=sessions_per_user, seed=seed))
+    if fmt == "seed000":
+        messages = [to_seed000(m) for m in messages]
+    _send(messages, total=len(messages))
+
+
+@events.command("replay")
+@click.option("--dataset", type=click.Choice(["movielens-100k"]), required=True)
+@click.option("--speed", type=float, default=None, help="compress time toward now by this factor")
+@click.option("--limit", type=int, default=None, help="replay only the first N ratings (in time order)")
+def events_replay(dataset: str, speed: float | None, limit: int | None) -> None:
+    """Real behaviour: every MovieLens-100k rating becomes a `rate` event at its original timestamp."""
+    from podrec_assets.producers.movielens import load_ratings, replay_events
+
+    ratings = sorted(load_ratings(), key=lambda r: r.timestamp)[:limit]
+    _send(replay_events(ratings, speed=speed), total=len(ratings))
+
+
+@events.command("send")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def events_send(path: Path) -> None:
+    """Send each line of a JSONL file as one message, exactly as it is (no validation), unkeyed."""
+    from podrec_assets.producers.kafka_send import BrokerUnavailable, send_messages
+
+    lines = path.read_bytes().splitlines()
+    kafka = _resources()["kafka"]
+    try:
+        report = send_messages(kafka, ((None, line) for line in lines), total=len(lines))
+    except BrokerUnavailable as error:
+        _fail(str(error))
+    click.echo(f"sent {report.sent} messages to {kafka.topic} ({report.failed} failed)")
+
+
+# -- ingestion and summary -----------------------------------------------------------------------------------------
+@main.command("ingest")
+@click.option("--max-events", default=1_000_000, show_default=True)
+@click.option("--batch-events", default=50_000, show_default=True)
+def ingest(max_events: int, batch_events: int) -> None:
+    """Ingest pending events into Delta outside Dagster (the same code the raw_user_events asset runs)."""
+    from podrec_assets.ingestion.assets import open_sink
+    from podrec_assets.ingestion.kafka_to_delta import IngestLimits, ingest_pending
+
+    resources = _resources()
+    kafka, delta = resources["kafka"], resources["delta"]
+    report = ingest_pending(kafka.consumer, open_sink(delta, kafka.topic), IngestLimits(max_events, batch_events))
+    click.echo(
+        f"read {report.messages} messages: {report.accepted} events, {report.quarantined} quarantined, "
+        f"{report.duplicates} duplicates, {report.commits} commits, caught up: {report.caught_up}"
+    )
+
+
+@main.command("summary")
+def summary() -> None:
+    """What the tables hold now."""
+    from deltalake import DeltaTable
+
+    from podrec_assets.ingestion.tables import QUARANTINED_EVENTS, RAW_USER_EVENTS
+
+    delta = _resources()["delta"]
+    click.echo(f"state folder: {podrec_home()}")
+    for name in (RAW_USER_EVENTS, QUARANTINED_EVENTS):
+        uri = delta.table_uri(name)
+        if not DeltaTable.is_deltatable(uri, storage_options=delta.storage_options()):
+            click.echo(f"{name:<20} (not created yet) {uri}")
+            continue
+        table = DeltaTable(uri, storage_options=delta.storage_options())
+        rows = table.to_pyarrow_table(columns=["reason_code"] if name == QUARANTINED_EVENTS else ["event_type"])
+        column = rows.column(0)
+        counts = {c["values"]: c["counts"] for c in column.value_counts().to_pylist()}
+        click.echo(f"{name:<20} {rows.num_rows:>8} rows  v{table.version()}  {uri}")
+        click.echo(f"{'':<20} {json.dumps(dict(sorted(counts.items(), key=lambda kv: -kv[1])))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""Exactly-once ingestion of a Kafka topic into the `raw_user_events` and `quarantined_events` Delta tables.
+
+One call of `ingest_pending` reads every partition of the topic from the position stored in the Delta log, in
+batches; each batch is validated (`contract.validate_message`), de-duplicated by `event_id` and committed:
+
+1. bad messages to `quarantined_events`, with that table's own positions (skipping offsets it already holds), then
+2. good, new events to `raw_user_events`, with the positions the next run resumes from.
+
+A crash between or inside these commits loses nothing and doubles nothing: the next run resumes from the positions in
+`raw_user_events`, re-reads the same messages, skips quarantine rows already committed and events already present.
+Two runs racing on the same partitions cannot both commit: Delta rejects the second commit that carries an
+already-advanced application transaction (`CommitFailedError`), and that run fails without writing.
+
+Consumer-group offsets are never committed: the Delta log is the only position of record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from kafka import KafkaConsumer, TopicPartition
+
+from podrec_assets.ingestion.contract import CANONICAL_FIELDS, InvalidEvent, validate_message
+from podrec_assets.ingestion.tables import (
+    QUARANTINED_EVENTS,
+    QUARANTINED_EVENTS_SCHEMA,
+    RAW_USER_EVENTS,
+    RAW_USER_EVENTS_PARTITION_BY,
+    RAW_USER_EVENTS_SCHEMA,
+    position_app_id,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_events: int = 1_000_000  # messages per run: keeps a run bounded; the sensor requests the next one
+    batch_events: int = 50_000  # messages per Delta commit
+    idle_ms: int = 1_000  # a poll that waits this long and gets nothing means "caught up"
+
+
+@dataclass
+class IngestReport:
+    topic: str
+    messages: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    event_dates: set[date] = field(default_factory=set)
+    # partition -> (first offset read, next offset to read)
+    offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
+    commits: int = 0
+    seconds: float = 0.0
+    caught_up: bool = False
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.quarantined / self.messages if self.messages else 0.0
+
+
+def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None, storage_options=None) -> DeltaTable:
+    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+        try:
+            DeltaTable.create(uri, schema=schema, partition_by=partition_by, storage_options=storage_options)
+        except Exception:  # another process created it first
+            if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+                raise
+    return DeltaTable(uri, storage_options=storage_options)
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash test: SIGKILL this process at a named point when PODREC_CRASH_AT says so."""
+    if os.environ.get("PODREC_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DeltaEventSink:
+    """The two ingestion tables and the Kafka positions stored in their Delta logs."""
+
+    def __init__(self, raw_uri: str, quarantine_uri: str, topic: str, storage_options: dict | None = None):
+        self.topic = topic
+        self.raw = ensure_table(raw_uri, RAW_USER_EVENTS_SCHEMA, RAW_USER_EVENTS_PARTITION_BY, storage_options)
+        self.quarantine = ensure_table(quarantine_uri, QUARANTINED_EVENTS_SCHEMA, None, storage_options)
+        self._known_ids: dict[date, set[str]] = {}
+
+    def positions(self, partitions: Iterable[int]) -> dict[int, int | None]:
+        """Next offset to read per partition, or None if nothing was ever ingested from it."""
+        return {p: self.raw.transaction_version(position_app_id(RAW_USER_EVENTS, self.topic, p)) for p in partitions}
+
+    def quarantine_positions(self, partitions: Iterable[int]) -> dict[int, int]:
+        return {
+            p: self.quarantine.transaction_version(position_app_id(QUARANTINED_EVENTS, self.topic, p)) or 0
+            for p in partitions
+        }
+
+    def known_event_ids(self, dates: set[date]) -> dict[date, set[str]]:
+        """event_ids already in the table for these days (events are unique per id; an id's day is its ts's)."""
+        missing = sorted(d for d in dates if d not in self._known_ids)
+        if missing:
+            for d in missing:
+                self._known_ids[d] = set()
+            dataset = self.raw.to_pyarrow_dataset(partitions=[("event_date", "in", [d.isoformat() for d in missing])])
+            table = dataset.to_table(columns=["event_id", "event_date"])
+            for event_id, day in zip(table["event_id"].to_pylist(), table["event_date"].to_pylist(), strict=True):
+                self._known_ids[day].add(event_id)
+        return self._known_ids
+
+    def _commit_properties(self, table: str, next_offsets: dict[int, int]) -> CommitProperties:
+        return CommitProperties(
+            app_transactions=[Transaction(position_app_id(table, self.topic, p), o) for p, o in next_offsets.items()],
+            custom_metadata={"podrec.operation": "kafka-ingest", "podrec.topic": self.topic},
+        )
+
+    def commit(self, events: pa.Table, rejects: pa.Table, next_offsets: dict[int, int]) -> None:
+        if rejects.num_rows:
+            write_deltalake(
+                self.quarantine, rejects, mode="append",
+                commit_properties=self._commit_properties(QUARANTINED_EVENTS, next_offsets),
+            )  # fmt: skip
+            _crash_point("after-quarantine-commit")
+        write_deltalake(
+            self.raw, events, mode="append", partition_by=RAW_USER_EVENTS_PARTITION_BY,
+            commit_properties=self._commit_properties(RAW_USER_EVENTS, next_offsets),
+        )  # fmt: skip
+        _crash_point("after-raw-commit")
+        for event_id, day in zip(events["event_id"].to_pylist(), events["event_date"].to_pylist(), strict=True):
+            self._known_ids[day].add(event_id)
+
+
+@dataclass
+class Batch:
+    """One poll's worth of messages, split into canonical events and rejects."""
+
+    events: pa.Table
+    rejects: pa.Table
+    next_offsets: dict[int, int]
+    messages: int
+    duplicates: int
+    reasons: Counter
+
+
+def build_batch(records: list, sink: DeltaEventSink, quarantine_from: dict[int, int], now: datetime) -> Batch:
+    """Validate and de-duplicate `records` (kafka-python ConsumerRecords) into Arrow tables ready to commit."""
+    topic = sink.topic
+    rows: list[tuple] = []
+    rejects: list[tuple] = []
+    reasons: Counter = Counter()
+    next_offsets: dict[int, int] = {}
+    for record in records:
+        partition, offset = record.partition, record.offset
+        next_offsets[partition] = max(next_offsets.get(partition, 0), offset + 1)
+        try:
+            rows.append((*validate_message(record.value, now), topic, partition, offset))
+        except InvalidEvent as bad:
+            reasons[bad.code] += 1
+            if offset >= quarantine_from.get(partition, 0):  # below: committed before a crash
+                raw = record.value
+                text = raw.decode("utf-8", errors="replace") if raw is not None else None
+                kafka_ts = datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp >= 0 else None
+                rejects.append((topic, partition, offset, kafka_ts, record.key, raw, text, bad.code, bad.detail, now))
+
+    # Drop events whose id is already in the table, or earlier in this batch (producer retries, replays).
+    known = sink.known_event_ids({row[5] for row in rows})
+    fresh: list[tuple] = []
+    batch_ids: set[str] = set()
+    for row in rows:
+        event_id = row[0]
+        if event_id in batch_ids or event_id in known[row[5]]:
+            continue
+        batch_ids.add(event_id)
+        fresh.append(row)
+
+    return Batch(
+        events=_rows_to_table(fresh, RAW_USER_EVENTS_SCHEMA, extra=now),
+        rejects=_rows_to_table(rejects, QUARANTINED_EVENTS_SCHEMA),
+        next_offsets=next_offsets,
+        messages=len(records),
+        duplicates=len(rows) - len(fresh),
+        reasons=reasons,
+    )
+
+
+_RAW_COLUMNS = (*CANONICAL_FIELDS, "kafka_topic", "kafka_partition", "kafka_offset")
+assert _RAW_COLUMNS + ("ingested_at",) == tuple(RAW_USER_EVENTS_SCHEMA.names)
+
+
+def _rows_to_table(rows: list[tuple], schema: pa.Schema, extra: datetime | None = None) -> pa.Table:
+    """Row tuples (in schema order; `extra` fills a last constant column) to an Arrow table."""
+    n_cols = len(schema) - (1 if extra is not None else 0)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * n_cols
+    arrays = [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns)]
+    if extra is not None:
+        arrays.append(pa.array([extra] * len(rows), type=schema.field(n_cols).type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def ingest_pending(
+    consumer_factory: Callable[[], KafkaConsumer],
+    sink: DeltaEventSink,
+    limits: IngestLimits = IngestLimits(),
+    on_batch: Callable[[IngestReport], None] | None = None,
+) -> IngestReport:
+    """Ingest what the topic holds beyond the stored positions, up to `limits.max_events` messages."""
+    started = time.perf_counter()
+    report = IngestReport(topic=sink.topic)
+    consumer = consumer_factory()
+    try:
+        partitions = sorted(consumer.partitions_for_topic(sink.topic) or [])
+        if not partitions:
+            raise RuntimeError(f"Kafka topic {sink.topic!r} does not exist (run `podrec services up`)")
+        positions = sink.positions(partitions)
+        quarantine_from = sink.quarantine_positions(partitions)
+        topic_partitions = [TopicPartition(sink.topic, p) for p in partitions]
+        consumer.assign(topic_partitions)
+        for tp in topic_partitions:
+            if positions[tp.partition] is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, positions[tp.partition])
+
+        while report.messages < limits.max_events and not report.caught_up:
+            records: list = []
+            want = min(limits.batch_events, limits.max_events - report.messages)
+            while len(records) < want:
+                polled = consumer.poll(timeout_ms=limits.idle_ms, max_records=want - len(records))
+                if not polled:
+                    report.caught_up = True
+                    break
+                for messages in polled.values():
+                    records.extend(messages)
+            if not records:
+                break
+            batch = build_batch(records, sink, quarantine_from, datetime.now(UTC))
+            sink.commit(batch.events, batch.rejects, batch.next_offsets)
+            for p, nxt in batch.next_offsets.items():
+                first = report.offsets.get(p, (positions[p] if positions[p] is not None else 0, 0))[0]
+                report.offsets[p] = (first, nxt)
+                quarantine_from[p] = max(quarantine_from.get(p, 0), nxt)
+            report.messages += batch.messages
+            report.accepted += batch.events.num_rows
+            report.duplicates += batch.duplicates
+            report.quarantined += sum(batch.reasons.values())
+            report.reasons.update(batch.reasons)
+            report.event_dates.update(batch.events["event_date"].unique().to_pylist())
+            report.commits += 1
+            log.info(
+                "committed %d events, %d quarantined, %d duplicates (positions %s)",
+                batch.events.num_rows, sum(batch.reasons.values()), batch.duplicates, batch.next_offsets,
+            )  # fmt: skip
+            if on_batch:
+                on_batch(report)
+    finally:
+        consumer.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def pending_partitions(
+    consumer: KafkaConsumer, topic: str, positions: dict[int, int | None], timeout_ms: int = 3_000
+) -> dict[int, int]:
+    """Partitions holding a message at or after their stored position: {partition: first such offset}.
+
+    Reads at most one fetch per partition instead of trusting `end_offsets()`, which some brokers (Tansu) answer with
+    the last batch's base offset. Bounded by `timeout_ms`; a partition without data costs one empty fetch.
+    """
+    topic_partitions = [TopicPartition(topic, p) for p in sorted(positions)]
+    consumer.assign(topic_partitions)
+    for tp in topic_partitions:
+        if positions[tp.partition] is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, positions[tp.partition])
+    found: dict[int, int] = {}
+    deadline = time.monotonic() + timeout_ms / 1000
+    while len(found) < len(topic_partitions):
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            break
+        polled = consumer.poll(timeout_ms=remaining_ms, max_records=len(topic_partitions) * 4)
+        if not polled:
+            break
+        for tp, messages in polled.items():
+            found.setdefault(tp.partition, messages[0].offset)
+            consumer.pause(tp)  # seen: fetch only the others from now on
+    return found
+
+
+def read_positions(raw_uri: str, topic: str, partitions: Iterable[int], storage_options=None) -> dict[int, int | None]:
+    """Stored positions without creating anything (all None before the first ingestion)."""
+    if not DeltaTable.is_deltatable(raw_uri, storage_options=storage_options):
+        return {p: None for p in partitions}
+    table = DeltaTable(raw_uri, storage_options=storage_options)
+    return {p: table.transaction_version(position_app_id(RAW_USER_EVENTS, topic, p)) for p in partitions}

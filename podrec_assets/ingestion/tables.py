@@ -1,0 +1,58 @@
+"""Arrow schemas of the ingestion tables and how Kafka positions are kept in their Delta logs.
+
+The position of each Kafka partition is a Delta *application transaction* (`txn` action) committed atomically with
+the rows it produced, exactly as Spark Structured Streaming's Delta sink does: `app_id` names the table, topic and
+partition, and `version` is the next offset to read. A crash before the commit leaves both rows and position as they
+were; a crash after leaves both advanced.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+RAW_USER_EVENTS = "raw_user_events"
+QUARANTINED_EVENTS = "quarantined_events"
+
+RAW_USER_EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("episode_id", pa.string()),  # null for non-content events (search, login, ...)
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("event_date", pa.date32(), nullable=False),  # Delta partition column (UTC day of ts)
+        pa.field("device", pa.string()),
+        pa.field("rating", pa.int8()),
+        pa.field("position_sec", pa.float64()),
+        pa.field("from_sec", pa.float64()),
+        pa.field("to_sec", pa.float64()),
+        pa.field("played_pct", pa.float64()),
+        pa.field("metadata", pa.string()),  # JSON text
+        pa.field("source_format", pa.string(), nullable=False),  # v1 | seed000 | seed003
+        pa.field("kafka_topic", pa.string(), nullable=False),
+        pa.field("kafka_partition", pa.int32(), nullable=False),
+        pa.field("kafka_offset", pa.int64(), nullable=False),
+        pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+RAW_USER_EVENTS_PARTITION_BY = ["event_date"]
+
+QUARANTINED_EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("kafka_topic", pa.string(), nullable=False),
+        pa.field("kafka_partition", pa.int32(), nullable=False),
+        pa.field("kafka_offset", pa.int64(), nullable=False),
+        pa.field("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
+        pa.field("kafka_key", pa.binary()),
+        pa.field("raw_value", pa.binary()),  # the message exactly as received
+        pa.field("raw_text", pa.string()),  # the same, decoded for humans (invalid UTF-8 replaced)
+        pa.field("reason_code", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("quarantined_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+
+
+def position_app_id(table: str, topic: str, partition: int) -> str:
+    """The Delta `txn` app id under which `table` stores the next offset of `topic`/`partition`."""
+    return f"podrec/{table}/{topic}/{partition}"
