@@ -9,7 +9,7 @@ from podrec_assets.ingestion.tables import QUARANTINED_EVENTS, RAW_USER_EVENTS
 from podrec_assets.resources import DeltaLakeResource, KafkaResource
 
 INGESTION_GROUP = "ingestion"
-# Runs that write the ingestion tables carry this tag; dagster.yaml lets one such run execute at a time.
+# Tag of the runs the sensor requests (find them in the UI with podrec/ingest=user-events).
 INGEST_TAG = "podrec/ingest"
 
 
@@ -58,7 +58,7 @@ def report_metadata(report: IngestReport, table_uri: str) -> dict:
             "the reason (see ingestion/contract.py REASONS).",
         ),
     ],
-    op_tags={INGEST_TAG: "user-events"},
+    pool="kafka_ingest",  # one ingestion at a time (dagster.yaml); Delta rejects a racing commit anyway
 )
 def user_event_tables(context: AssetExecutionContext, config: IngestConfig, kafka: KafkaResource, delta: DeltaLakeResource):
     """Ingest everything pending on the events topic (bounded by `max_events`) into the two Delta tables."""

@@ -69,7 +69,7 @@ def raw_user_events_no_null_keys(context: AssetCheckExecutionContext, delta: Del
     partitions = _touched_dates_filter(context)
     if partitions is None:
         return AssetCheckResult(passed=True, metadata={"rows_checked": 0, "note": "last run wrote no events"})
-    events = _raw_table(delta).to_pyarrow_table(partitions=partitions, columns=[*REQUIRED_KEYS, "episode_id"])
+    events = _raw_table(delta).to_pyarrow_table(filters=partitions, columns=[*REQUIRED_KEYS, "episode_id"])
     nulls = null_key_counts(events)
     return AssetCheckResult(passed=not nulls, metadata={"rows_checked": events.num_rows, "nulls": nulls or "none"})
 
@@ -86,7 +86,7 @@ def raw_user_events_known_event_types(context: AssetCheckExecutionContext, delta
     partitions = _touched_dates_filter(context)
     if partitions is None:
         return AssetCheckResult(passed=True, metadata={"note": "last run wrote no events"})
-    types = _raw_table(delta).to_pyarrow_table(partitions=partitions, columns=["event_type"])["event_type"]
+    types = _raw_table(delta).to_pyarrow_table(filters=partitions, columns=["event_type"])["event_type"]
     unknown = unknown_event_types(types)
     return AssetCheckResult(passed=not unknown, metadata={"unknown_event_types": unknown or "none"})
 

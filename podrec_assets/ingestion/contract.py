@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -313,6 +314,4 @@ def make_v1_event(
     }
     return {k: v for k, v in message.items() if v is not None}
 
-
-def event_date_of(ts: datetime) -> date:
-    return ts.astimezone(UTC).date()
+SCHEMA_PATH = Path(__file__).with_name("listener_event.v1.schema.json")

@@ -110,8 +110,10 @@ class DeltaEventSink:
         if missing:
             for d in missing:
                 self._known_ids[d] = set()
-            dataset = self.raw.to_pyarrow_dataset(partitions=[("event_date", "in", [d.isoformat() for d in missing])])
-            table = dataset.to_table(columns=["event_id", "event_date"])
+            table = self.raw.to_pyarrow_table(
+                columns=["event_id", "event_date"],
+                filters=[("event_date", "in", [d.isoformat() for d in missing])],
+            )
             for event_id, day in zip(table["event_id"].to_pylist(), table["event_date"].to_pylist(), strict=True):
                 self._known_ids[day].add(event_id)
         return self._known_ids

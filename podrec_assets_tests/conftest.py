@@ -1,0 +1,67 @@
+"""One set of real services per test session: Tansu (Kafka protocol) and SecantusDB (MongoDB wire), started on free
+loopback ports under a temporary PODREC_HOME, or the external services named by KAFKA_BOOTSTRAP_SERVERS / MONGO_URI.
+Each test gets its own topic and Delta folder, so tests never see each other's data."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from podrec_assets.resources import DeltaLakeResource, KafkaResource, MongoResource
+from podrec_assets.settings import apply_local_defaults, external_services
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def podrec_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("podrec_home")
+    os.environ["PODREC_EXTERNAL_SERVICES"] = ",".join(external_services())
+    os.environ["PODREC_HOME"] = str(home)
+    for var in ("PODREC_DELTA_ROOT", "DAGSTER_HOME"):
+        os.environ.pop(var, None)
+    for role in ("kafka", "mongo", "spark"):
+        os.environ[f"PODREC_LOCAL_{role.upper()}_PORT"] = str(free_port())
+    apply_local_defaults()
+    return home
+
+
+@pytest.fixture(scope="session")
+def stack(podrec_home):
+    """Kafka and MongoDB, started once for the whole session and stopped at its end."""
+    from podrec_assets.stack.local import LocalStack
+
+    local = LocalStack(podrec_home)
+    local.up(["kafka", "mongo"], log=lambda _: None)
+    yield local
+    local.down(log=lambda _: None)
+
+
+@pytest.fixture
+def topic(stack) -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def kafka(topic) -> KafkaResource:
+    resource = KafkaResource(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], topic=topic, partitions=3)
+    resource.ensure_topic()
+    return resource
+
+
+@pytest.fixture
+def delta(tmp_path) -> DeltaLakeResource:
+    return DeltaLakeResource(root=str(tmp_path / "delta"))
+
+
+@pytest.fixture
+def mongo(stack) -> MongoResource:
+    return MongoResource(uri=os.environ["MONGO_URI"], database=f"test_{uuid.uuid4().hex[:8]}")

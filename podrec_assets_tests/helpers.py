@@ -1,0 +1,62 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from podrec_assets.ingestion.assets import open_sink
+from podrec_assets.ingestion.contract import make_v1_event
+from podrec_assets.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
+from podrec_assets.ingestion.tables import QUARANTINED_EVENTS, RAW_USER_EVENTS
+from podrec_assets.resources import DeltaLakeResource, KafkaResource
+
+
+def v1_events(n: int, prefix: str = "e", users: int = 20, start: datetime | None = None) -> list[dict]:
+    """n valid events 7 minutes apart, the last one an hour ago unless `start` is given."""
+    start = start or datetime.now(UTC) - timedelta(minutes=7 * n + 60)
+    return [
+        make_v1_event(event_id=f"{prefix}-{i}", user_id=f"u-{i % users}", episode_id=f"ep-{i % 37}",
+                      event_type=("play", "pause", "like", "complete", "skip")[i % 5],
+                      ts=start + timedelta(minutes=7 * i), played_pct=0.5 if i % 5 == 1 else None)  # fmt: skip
+        for i in range(n)
+    ]
+
+
+def produce(kafka: KafkaResource, messages: list) -> None:
+    """Send dicts (as JSON, keyed by user_id) or raw bytes (unkeyed), in order, and wait for the acks."""
+    producer = kafka.producer()
+    for m in messages:
+        if isinstance(m, dict):
+            producer.send(kafka.topic, key=str(m.get("user_id", "")).encode(), value=orjson.dumps(m))
+        else:
+            producer.send(kafka.topic, value=m)
+    producer.flush()
+    producer.close()
+
+
+def ingest(kafka: KafkaResource, delta: DeltaLakeResource, **limits) -> IngestReport:
+    return ingest_pending(kafka.consumer, open_sink(delta, kafka.topic), IngestLimits(**limits))
+
+
+def table(delta: DeltaLakeResource, name: str = RAW_USER_EVENTS) -> pa.Table:
+    return DeltaTable(delta.table_uri(name)).to_pyarrow_table()
+
+
+def quarantine(delta: DeltaLakeResource) -> pa.Table:
+    return table(delta, QUARANTINED_EVENTS)
+
+
+def ingest_in_subprocess(kafka: KafkaResource, delta: DeltaLakeResource, extra_env: dict | None = None,
+                         args: tuple[str, ...] = ()) -> subprocess.Popen:  # fmt: skip
+    """`podrec ingest` in its own process, so a test can SIGKILL it."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "PODREC_EVENTS_TOPIC": kafka.topic,
+           "PODREC_DELTA_ROOT": delta.root, **(extra_env or {})}  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "podrec_assets.cli", "ingest", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
