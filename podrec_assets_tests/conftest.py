@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -21,9 +22,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def podrec_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("podrec_home")
+def pytest_configure(config) -> None:
+    """Point podrec at a throwaway state folder and free ports before any test module (or definitions.py) loads."""
+    home = Path(tempfile.mkdtemp(prefix="podrec-test-"))
     os.environ["PODREC_EXTERNAL_SERVICES"] = ",".join(external_services())
     os.environ["PODREC_HOME"] = str(home)
     for var in ("PODREC_DELTA_ROOT", "DAGSTER_HOME"):
@@ -31,7 +32,11 @@ def podrec_home(tmp_path_factory) -> Path:
     for role in ("kafka", "mongo", "spark"):
         os.environ[f"PODREC_LOCAL_{role.upper()}_PORT"] = str(free_port())
     apply_local_defaults()
-    return home
+
+
+@pytest.fixture(scope="session")
+def podrec_home() -> Path:
+    return Path(os.environ["PODREC_HOME"])
 
 
 @pytest.fixture(scope="session")

@@ -57,14 +57,14 @@ def _touched_dates_filter(context: AssetCheckExecutionContext):
     return [("event_date", "in", list(dates))] if dates else None
 
 
-@asset_check(asset=RAW_USER_EVENTS, description="The Delta table has exactly the columns and types of the contract.")
+@asset_check(asset=RAW_USER_EVENTS, name="schema_matches_contract", description="The Delta table has exactly the columns and types of the contract.")
 def raw_user_events_schema(delta: DeltaLakeResource) -> AssetCheckResult:
     actual = pa.schema(_raw_table(delta).schema().to_arrow())
     problems = schema_differences(actual)
     return AssetCheckResult(passed=not problems, metadata={"problems": problems or "none"})
 
 
-@asset_check(asset=RAW_USER_EVENTS, description="No null event_id, user_id, type or ts; content events name an episode.")
+@asset_check(asset=RAW_USER_EVENTS, name="no_null_keys", description="No null event_id, user_id, type or ts; content events name an episode.")
 def raw_user_events_no_null_keys(context: AssetCheckExecutionContext, delta: DeltaLakeResource) -> AssetCheckResult:
     partitions = _touched_dates_filter(context)
     if partitions is None:
@@ -74,14 +74,14 @@ def raw_user_events_no_null_keys(context: AssetCheckExecutionContext, delta: Del
     return AssetCheckResult(passed=not nulls, metadata={"rows_checked": events.num_rows, "nulls": nulls or "none"})
 
 
-@asset_check(asset=RAW_USER_EVENTS, description="Every event_id appears once in the whole table.")
+@asset_check(asset=RAW_USER_EVENTS, name="unique_event_id", description="Every event_id appears once in the whole table.")
 def raw_user_events_unique_event_id(delta: DeltaLakeResource) -> AssetCheckResult:
     ids = _raw_table(delta).to_pyarrow_table(columns=["event_id"])["event_id"]
     duplicates = duplicate_event_ids(ids)
     return AssetCheckResult(passed=duplicates == 0, metadata={"rows": len(ids), "duplicate_event_ids": duplicates})
 
 
-@asset_check(asset=RAW_USER_EVENTS, description="Every event_type is one of the contract's canonical types.")
+@asset_check(asset=RAW_USER_EVENTS, name="known_event_types", description="Every event_type is one of the contract's canonical types.")
 def raw_user_events_known_event_types(context: AssetCheckExecutionContext, delta: DeltaLakeResource) -> AssetCheckResult:
     partitions = _touched_dates_filter(context)
     if partitions is None:
@@ -97,6 +97,7 @@ class QuarantineRateConfig(Config):
 
 @asset_check(
     asset=RAW_USER_EVENTS,
+    name="quarantine_rate",
     blocking=True,
     description="Blocks downstream assets when the last ingestion run quarantined more than max_rate of its "
     "messages: a broken producer should stop training, not feed it.",
