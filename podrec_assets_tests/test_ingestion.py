@@ -136,3 +136,14 @@ def test_events_outside_a_days_window_land_in_their_own_date_partition(kafka, de
     assert report.event_dates == {start.date(), start.date() + timedelta(days=1)}
     partitions = DeltaTable(delta.table_uri(RAW_USER_EVENTS)).partitions()
     assert {p["event_date"] for p in partitions} == {d.isoformat() for d in report.event_dates}
+
+
+def test_a_replay_restamped_onto_another_day_is_still_a_duplicate(kafka, delta):
+    original = v1_events(10)
+    produce(kafka, original)
+    ingest(kafka, delta)
+    restamped = [{**e, "ts": (datetime.now(UTC) - timedelta(days=40)).isoformat()} for e in original]
+    produce(kafka, restamped)
+    report = ingest(kafka, delta)
+    assert (report.accepted, report.duplicates) == (0, 10)
+    assert table(delta).num_rows == 10

@@ -92,7 +92,7 @@ class DeltaEventSink:
         self.topic = topic
         self.raw = ensure_table(raw_uri, RAW_USER_EVENTS_SCHEMA, RAW_USER_EVENTS_PARTITION_BY, storage_options)
         self.quarantine = ensure_table(quarantine_uri, QUARANTINED_EVENTS_SCHEMA, None, storage_options)
-        self._known_ids: dict[date, set[str]] = {}
+        self._known_ids: set[str] | None = None
 
     def positions(self, partitions: Iterable[int]) -> dict[int, int | None]:
         """Next offset to read per partition, or None if nothing was ever ingested from it."""
@@ -104,18 +104,12 @@ class DeltaEventSink:
             for p in partitions
         }
 
-    def known_event_ids(self, dates: set[date]) -> dict[date, set[str]]:
-        """event_ids already in the table for these days (events are unique per id; an id's day is its ts's)."""
-        missing = sorted(d for d in dates if d not in self._known_ids)
-        if missing:
-            for d in missing:
-                self._known_ids[d] = set()
-            table = self.raw.to_pyarrow_table(
-                columns=["event_id", "event_date"],
-                filters=[("event_date", "in", [d.isoformat() for d in missing])],
-            )
-            for event_id, day in zip(table["event_id"].to_pylist(), table["event_date"].to_pylist(), strict=True):
-                self._known_ids[day].add(event_id)
+    def known_event_ids(self) -> set[str]:
+        """Every event_id the table holds, loaded once per run (one column; ~0.1 s per million events) and kept up
+        to date by `commit`. Whole-table, because a replay may re-stamp an event onto another day."""
+        if self._known_ids is None:
+            ids = self.raw.to_pyarrow_table(columns=["event_id"])["event_id"]
+            self._known_ids = set(ids.to_pylist())
         return self._known_ids
 
     def _commit_properties(self, table: str, next_offsets: dict[int, int]) -> CommitProperties:
@@ -136,8 +130,7 @@ class DeltaEventSink:
             commit_properties=self._commit_properties(RAW_USER_EVENTS, next_offsets),
         )  # fmt: skip
         _crash_point("after-raw-commit")
-        for event_id, day in zip(events["event_id"].to_pylist(), events["event_date"].to_pylist(), strict=True):
-            self._known_ids[day].add(event_id)
+        self.known_event_ids().update(events["event_id"].to_pylist())
 
 
 @dataclass
@@ -173,12 +166,12 @@ def build_batch(records: list, sink: DeltaEventSink, quarantine_from: dict[int, 
                 rejects.append((topic, partition, offset, kafka_ts, record.key, raw, text, bad.code, bad.detail, now))
 
     # Drop events whose id is already in the table, or earlier in this batch (producer retries, replays).
-    known = sink.known_event_ids({row[5] for row in rows})
+    known = sink.known_event_ids()
     fresh: list[tuple] = []
     batch_ids: set[str] = set()
     for row in rows:
         event_id = row[0]
-        if event_id in batch_ids or event_id in known[row[5]]:
+        if event_id in batch_ids or event_id in known:
             continue
         batch_ids.add(event_id)
         fresh.append(row)

@@ -115,10 +115,14 @@ def generate_events(
     seed: int = 42,
     end: datetime | None = None,
 ) -> Iterator[dict]:
-    """v1 messages (dicts), roughly in time order per user."""
+    """v1 messages (dicts), roughly in time order per user.
+
+    Listeners and their tastes depend on `seed` only; event ids on `seed` and `end`, so generating again later adds
+    new listening activity, while the same seed and end reproduce the same events exactly."""
     rng = random.Random(seed)
     catalog = catalog or sample_catalog()
     end = end or datetime.now(UTC).replace(microsecond=0)
+    ids = random.Random(f"{seed}:{end.isoformat()}")
     start = end - timedelta(days=days)
     span = (end - start).total_seconds()
     for listener in make_listeners(users, rng):
@@ -131,7 +135,7 @@ def generate_events(
             session_start = start + timedelta(seconds=rng.uniform(0, span - 6 * 3600))
             for event_type, offset, fields in _session_events(listener, episode, session_start, appeal, rng):
                 yield make_v1_event(
-                    event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    event_id=str(uuid.UUID(int=ids.getrandbits(128), version=4)),
                     user_id=listener.user_id,
                     episode_id=episode.episode_id,
                     event_type=event_type,

@@ -97,6 +97,9 @@ def _mongo_healthy(uri: str) -> None:
 def _spark_healthy(remote: str) -> None:
     from pyspark.sql import SparkSession
 
+    host, port = remote.removeprefix("sc://").split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=1):  # fail fast: the client retries for ~25 s
+        pass
     spark = SparkSession.builder.remote(remote).getOrCreate()
     try:
         if spark.range(3).count() != 3:
@@ -221,6 +224,7 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         command = spec.command(port, self.home)
         env = {**os.environ, "SPARK_LOCAL_IP": HOST, "PYSPARK_PYTHON": sys.executable}
+        env.pop("SPARK_REMOTE", None)  # spark-submit refuses a remote together with a master
         with open(self.log_dir / f"{role}.log", "ab") as log_file:
             # A session of its own: `down` can stop the server with its children (spark-submit starts a JVM).
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -276,7 +280,8 @@ def _process_start_ticks(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])  # a zombie has exited
 
 
 def _is_same_process(record: dict) -> bool:
