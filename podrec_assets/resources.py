@@ -34,7 +34,11 @@ class KafkaResource(ConfigurableResource):
     sasl_password: str | None = Field(default=None, description="env KAFKA_SASL_PASSWORD")
 
     def client_config(self) -> dict:
-        config: dict = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": self.security_protocol}
+        config: dict = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+            "bootstrap_timeout_ms": 10_000,  # a broker that is down is reported in 10 s, not 30
+        }
         if self.sasl_mechanism:
             config.update(
                 sasl_mechanism=self.sasl_mechanism,

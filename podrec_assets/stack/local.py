@@ -298,10 +298,12 @@ def _stop_process_group(pid: int, timeout_s: float = 15) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
+            os.waitpid(pid, os.WNOHANG)  # reap it if this process started it, or it lingers as a zombie
+        except ChildProcessError:
+            pass
+        if _process_start_ticks(pid) is None:
             return
-        time.sleep(0.2)
+        time.sleep(0.1)
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:

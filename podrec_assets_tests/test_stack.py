@@ -1,0 +1,119 @@
+"""The local stack manager and the production compose file."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from podrec_assets.settings import REPO_ROOT
+from podrec_assets.stack.local import LocalStack, ServiceError, _process_start_ticks
+from podrec_assets_tests.conftest import free_port
+
+
+def test_up_is_idempotent_and_status_reports_the_session_services(stack):
+    before = {s.role: s for s in stack.status()}
+    stack.up(["kafka", "mongo"], log=lambda _: None)
+    after = {s.role: s for s in stack.status()}
+    for role in ("kafka", "mongo"):
+        if before[role].state == "external":
+            continue
+        assert before[role].state == after[role].state == "running"
+        assert before[role].pid == after[role].pid  # nothing restarted
+
+
+def test_busy_port_gives_a_clear_error(tmp_path, monkeypatch):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        monkeypatch.setenv("PODREC_LOCAL_KAFKA_PORT", str(squatter.getsockname()[1]))
+        monkeypatch.setenv("PODREC_EXTERNAL_SERVICES", "")
+        with pytest.raises(ServiceError, match="in use by a process podrec did not start"):
+            LocalStack(tmp_path).up(["kafka"], log=lambda _: None)
+
+
+def test_down_never_stops_a_process_it_did_not_start(tmp_path):
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        run = tmp_path / "run"
+        run.mkdir()
+        # A PID file naming a live process that started at another time (a reused PID) must be ignored.
+        record = {"pid": stranger.pid, "start_ticks": _process_start_ticks(stranger.pid) + 1, "command": ["x"]}
+        (run / "kafka.json").write_text(json.dumps(record))
+        LocalStack(tmp_path).down(log=lambda _: None)
+        time.sleep(0.2)
+        assert stranger.poll() is None
+        assert not (run / "kafka.json").exists()
+    finally:
+        stranger.kill()
+
+
+def test_a_server_that_dies_at_start_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("PODREC_EXTERNAL_SERVICES", "")
+    monkeypatch.setenv("PODREC_LOCAL_MONGO_PORT", str(free_port()))
+    from podrec_assets.stack import local
+
+    broken = local.ServiceSpec("mongo", "MONGO_URI", lambda p: f"mongodb://127.0.0.1:{p}",
+                               lambda port, home: [sys.executable, "-c", "raise SystemExit(3)"],
+                               local._mongo_healthy, 10)  # fmt: skip
+    monkeypatch.setitem(local.SERVICES, "mongo", broken)
+    with pytest.raises(ServiceError, match="exited"):
+        LocalStack(tmp_path).up(["mongo"], log=lambda _: None)
+
+
+def test_external_service_is_used_not_started(stack, tmp_path, monkeypatch):
+    monkeypatch.setenv("PODREC_EXTERNAL_SERVICES", "kafka")
+    external = LocalStack(tmp_path)
+    statuses = {s.role: s for s in external.up(["kafka"], log=lambda _: None)}
+    assert statuses["kafka"].state == "external"
+    assert statuses["kafka"].address == os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    assert not (tmp_path / "run" / "kafka.json").exists()
+
+
+def test_unreachable_external_service_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PODREC_EXTERNAL_SERVICES", "mongo")
+    monkeypatch.setenv("MONGO_URI", f"mongodb://127.0.0.1:{free_port()}")
+    with pytest.raises(ServiceError, match="unreachable"):
+        LocalStack(tmp_path).up(["mongo"], log=lambda _: None)
+
+
+def test_mongo_wire_server_answers(mongo):
+    with mongo.client() as client:
+        db = mongo.db(client)
+        db.probe.insert_one({"_id": "a", "n": 1})
+        assert db.probe.find_one({"_id": "a"})["n"] == 1
+
+
+# -- production stack ------------------------------------------------------------------------------------------------
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_names_the_production_services():
+    services = COMPOSE["services"]
+    assert "apache/kafka" in services["kafka"]["image"]
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert services["mongo"]["image"].startswith("mongo:")
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert "dagster-webserver" in services["dagster-webserver"]["command"]
+    assert services["dagster-daemon"]["command"][:2] == ["dagster-daemon", "run"]
+    assert "podrec_assets.definitions" in services["podrec-code"]["command"]
+
+
+def test_compose_binds_every_port_to_loopback_and_keeps_secrets_out():
+    for name, service in COMPOSE["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    assert "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?" in text and "password123" not in text
+
+
+def test_production_instance_uses_postgres():
+    instance = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+    assert "postgres" in instance["storage"]
+    assert yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["telemetry"]["enabled"] is False
+    assert Path(REPO_ROOT / "deploy" / "Dockerfile").exists()
