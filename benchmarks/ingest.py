@@ -28,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-events", type=int, default=50_000)
     args = parser.parse_args()
 
     with local_services(["kafka"]):
@@ -63,7 +64,7 @@ def main() -> None:
             folder = Path(tempfile.mkdtemp(prefix="bench-delta-"))
             started = time.perf_counter()
             sink = DeltaEventSink(str(folder / "raw"), str(folder / "quarantine"), kafka.topic)
-            result = ingest_pending(kafka.consumer, sink, IngestLimits(max_events=n))
+            result = ingest_pending(kafka.consumer, sink, IngestLimits(max_events=n, batch_events=args.batch_events))
             elapsed = time.perf_counter() - started  # includes the final idle poll that proves "caught up"
             assert result.accepted == n, result
             return n / elapsed

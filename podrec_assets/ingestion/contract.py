@@ -8,7 +8,7 @@ Accepted on the topic (see README "Event contract" and `listener_event.v1.schema
 - **seed003** (the unified activity schema): `timestamp`, `content_id`, `device_id`, CamelCase types such as
   `PlaybackStart`, event-specific values (rating, completion rate, position) inside `metadata`.
 
-Every message becomes either a canonical row (`CANONICAL_FIELDS`) or an `InvalidEvent` with a reason code from
+A field that is present but `null` counts as absent. Every message becomes either a canonical row (`CANONICAL_FIELDS`) or an `InvalidEvent` with a reason code from
 `REASONS`. Non-content events (search, login, logout, profile/preference changes) are accepted and kept with a null
 `episode_id`; downstream engagement ignores them. Metadata of account events is dropped: it may hold e-mail or IP
 addresses, which podrec has no use for.
@@ -124,6 +124,15 @@ def canonical_event_type(name: str) -> str | None:
     return _EVENT_TYPE_ALIASES.get(name.replace("_", "").replace("-", "").lower())
 
 
+def _first_present(message: dict, *names: str) -> Any:
+    """The first of these fields that is present and not null (null means absent throughout the contract)."""
+    for name in names:
+        value = message.get(name)
+        if value is not None:
+            return value
+    return None
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -184,9 +193,9 @@ def parse_timestamp(value: Any, now: datetime) -> datetime:
 
 
 def source_format(message: dict) -> str:
-    if "schema_version" in message:
+    if message.get("schema_version") is not None:
         return "v1"
-    if "event" in message or "new_episode_id" in message:
+    if message.get("event") is not None or message.get("new_episode_id") is not None:
         return "seed000"
     return "seed003"
 
@@ -220,7 +229,7 @@ def validate_message(raw: bytes | None, now: datetime) -> tuple:
     is_content = event_type in CONTENT_EVENT_TYPES
     episode_id = _required_id(message, "episode_id", "new_episode_id", "content_id") if is_content else None
 
-    ts_value = message.get("ts", message.get("timestamp"))
+    ts_value = _first_present(message, "ts", "timestamp")
     if ts_value is None:
         raise InvalidEvent("missing_field", "ts is missing")
     ts = parse_timestamp(ts_value, now)
@@ -229,7 +238,7 @@ def validate_message(raw: bytes | None, now: datetime) -> tuple:
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidEvent("wrong_type", "metadata must be an object")
 
-    device = message.get("device", message.get("device_id"))
+    device = _first_present(message, "device", "device_id")
     if device is not None and not isinstance(device, str):
         raise InvalidEvent("wrong_type", f"device must be a string, got {device!r}")
 

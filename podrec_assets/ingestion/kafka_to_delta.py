@@ -1,7 +1,7 @@
 """Exactly-once ingestion of a Kafka topic into the `raw_user_events` and `quarantined_events` Delta tables.
 
 One call of `ingest_pending` reads every partition of the topic from the position stored in the Delta log, in
-batches; each batch is validated (`contract.validate_message`), de-duplicated by `event_id` and committed:
+batches; each batch is validated (`batch_validation.validate_batch`), de-duplicated by `event_id` and committed:
 
 1. bad messages to `quarantined_events`, with that table's own positions (skipping offsets it already holds), then
 2. good, new events to `raw_user_events`, with the positions the next run resumes from.
@@ -22,6 +22,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -29,7 +30,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from kafka import KafkaConsumer, TopicPartition
 
-from podrec_assets.ingestion.contract import CANONICAL_FIELDS, InvalidEvent, validate_message
+from podrec_assets.ingestion.batch_validation import validate_batch
 from podrec_assets.ingestion.tables import (
     QUARANTINED_EVENTS,
     QUARANTINED_EVENTS_SCHEMA,
@@ -148,56 +149,65 @@ class Batch:
 def build_batch(records: list, sink: DeltaEventSink, quarantine_from: dict[int, int], now: datetime) -> Batch:
     """Validate and de-duplicate `records` (kafka-python ConsumerRecords) into Arrow tables ready to commit."""
     topic = sink.topic
-    rows: list[tuple] = []
-    rejects: list[tuple] = []
-    reasons: Counter = Counter()
+    partitions = [record.partition for record in records]
+    offsets = [record.offset for record in records]
     next_offsets: dict[int, int] = {}
-    for record in records:
-        partition, offset = record.partition, record.offset
-        next_offsets[partition] = max(next_offsets.get(partition, 0), offset + 1)
-        try:
-            rows.append((*validate_message(record.value, now), topic, partition, offset))
-        except InvalidEvent as bad:
-            reasons[bad.code] += 1
-            if offset >= quarantine_from.get(partition, 0):  # below: committed before a crash
-                raw = record.value
-                text = raw.decode("utf-8", errors="replace") if raw is not None else None
-                kafka_ts = datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp >= 0 else None
-                rejects.append((topic, partition, offset, kafka_ts, record.key, raw, text, bad.code, bad.detail, now))
+    for partition, offset in zip(partitions, offsets, strict=True):
+        if offset >= next_offsets.get(partition, 0):
+            next_offsets[partition] = offset + 1
 
-    # Drop events whose id is already in the table, or earlier in this batch (producer retries, replays).
+    validation = validate_batch([record.value for record in records], now)
+
+    reasons: Counter = Counter()
+    rejects: list[tuple] = []
+    for i, bad in validation.rejects:
+        reasons[bad.code] += 1
+        record = records[i]
+        if record.offset >= quarantine_from.get(record.partition, 0):  # below: committed before a crash
+            raw = record.value
+            text = raw.decode("utf-8", errors="replace") if raw is not None else None
+            kafka_ts = datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp >= 0 else None
+            rejects.append((topic, record.partition, record.offset, kafka_ts, record.key, raw, text, bad.code,
+                            bad.detail, now))  # fmt: skip
+
+    # Drop events whose id is already in the table, or earlier in this batch (producer retries, replays). In offset
+    # order, so the first copy of an event wins.
     known = sink.known_event_ids()
-    fresh: list[tuple] = []
+    source = validation.event_indices
+    event_ids = validation.events["event_id"].to_pylist()
+    keep: list[int] = []
     batch_ids: set[str] = set()
-    for row in rows:
-        event_id = row[0]
+    for row in sorted(range(len(source)), key=source.__getitem__):
+        event_id = event_ids[row]
         if event_id in batch_ids or event_id in known:
             continue
         batch_ids.add(event_id)
-        fresh.append(row)
-
+        keep.append(row)
+    kept_sources = [source[row] for row in keep]
+    events = validation.events.take(pa.array(keep, pa.int64()))
+    events = pa.Table.from_arrays(
+        [
+            *events.columns,
+            pa.array([topic] * len(keep), pa.string()),
+            pa.array([partitions[i] for i in kept_sources], pa.int32()),
+            pa.array([offsets[i] for i in kept_sources], pa.int64()),
+            pa.array([now] * len(keep), RAW_USER_EVENTS_SCHEMA.field("ingested_at").type),
+        ],
+        schema=RAW_USER_EVENTS_SCHEMA,
+    )
     return Batch(
-        events=_rows_to_table(fresh, RAW_USER_EVENTS_SCHEMA, extra=now),
+        events=events,
         rejects=_rows_to_table(rejects, QUARANTINED_EVENTS_SCHEMA),
         next_offsets=next_offsets,
         messages=len(records),
-        duplicates=len(rows) - len(fresh),
+        duplicates=len(source) - len(keep),
         reasons=reasons,
     )
 
 
-_RAW_COLUMNS = (*CANONICAL_FIELDS, "kafka_topic", "kafka_partition", "kafka_offset")
-assert _RAW_COLUMNS + ("ingested_at",) == tuple(RAW_USER_EVENTS_SCHEMA.names)
-
-
-def _rows_to_table(rows: list[tuple], schema: pa.Schema, extra: datetime | None = None) -> pa.Table:
-    """Row tuples (in schema order; `extra` fills a last constant column) to an Arrow table."""
-    n_cols = len(schema) - (1 if extra is not None else 0)
-    columns = list(zip(*rows, strict=True)) if rows else [()] * n_cols
-    arrays = [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns)]
-    if extra is not None:
-        arrays.append(pa.array([extra] * len(rows), type=schema.field(n_cols).type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+def _rows_to_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
 
 
 def ingest_pending(
@@ -224,25 +234,13 @@ def ingest_pending(
             else:
                 consumer.seek(tp, positions[tp.partition])
 
-        while report.messages < limits.max_events and not report.caught_up:
-            records: list = []
-            want = min(limits.batch_events, limits.max_events - report.messages)
-            while len(records) < want:
-                polled = consumer.poll(timeout_ms=limits.idle_ms, max_records=want - len(records))
-                if not polled:
-                    report.caught_up = True
-                    break
-                for messages in polled.values():
-                    records.extend(messages)
-            if not records:
-                break
+        def commit(records: list) -> None:
             batch = build_batch(records, sink, quarantine_from, datetime.now(UTC))
             sink.commit(batch.events, batch.rejects, batch.next_offsets)
             for p, nxt in batch.next_offsets.items():
                 first = report.offsets.get(p, (positions[p] if positions[p] is not None else 0, 0))[0]
                 report.offsets[p] = (first, nxt)
                 quarantine_from[p] = max(quarantine_from.get(p, 0), nxt)
-            report.messages += batch.messages
             report.accepted += batch.events.num_rows
             report.duplicates += batch.duplicates
             report.quarantined += sum(batch.reasons.values())
@@ -255,6 +253,30 @@ def ingest_pending(
             )  # fmt: skip
             if on_batch:
                 on_batch(report)
+
+        # Batch N is validated and committed on a worker thread while this thread polls batch N+1: polling is
+        # Python-bound, validation and Delta writes mostly run in Arrow/delta-rs without the GIL. One batch in flight
+        # at most, committed in order, so a crash still loses only uncommitted work.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-commit") as committer:
+            in_flight: Future | None = None
+            while report.messages < limits.max_events and not report.caught_up:
+                records: list = []
+                want = min(limits.batch_events, limits.max_events - report.messages)
+                while len(records) < want:
+                    polled = consumer.poll(timeout_ms=limits.idle_ms, max_records=want - len(records))
+                    if not polled:
+                        report.caught_up = True
+                        break
+                    for messages in polled.values():
+                        records.extend(messages)
+                if in_flight is not None:
+                    in_flight.result()  # re-raises a failed commit before anything else is committed
+                if not records:
+                    break
+                report.messages += len(records)
+                in_flight = committer.submit(commit, records)
+            if in_flight is not None:
+                in_flight.result()
     finally:
         consumer.close()
     report.seconds = time.perf_counter() - started
