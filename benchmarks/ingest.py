@@ -63,7 +63,7 @@ def main() -> None:
         def ingestion() -> float:
             folder = Path(tempfile.mkdtemp(prefix="bench-delta-"))
             started = time.perf_counter()
-            sink = DeltaEventSink(str(folder / "raw"), str(folder / "quarantine"), kafka.topic)
+            sink = DeltaEventSink(str(folder / "raw"), str(folder / "quarantine"), kafka.topic, kafka.topic_id())
             result = ingest_pending(kafka.consumer, sink, IngestLimits(max_events=n, batch_events=args.batch_events))
             elapsed = time.perf_counter() - started  # includes the final idle poll that proves "caught up"
             assert result.accepted == n, result

@@ -142,7 +142,7 @@ def ingest(max_events: int, batch_events: int) -> None:
 
     resources = _resources()
     kafka, delta = resources["kafka"], resources["delta"]
-    report = ingest_pending(kafka.consumer, open_sink(delta, kafka.topic), IngestLimits(max_events, batch_events))
+    report = ingest_pending(kafka.consumer, open_sink(delta, kafka), IngestLimits(max_events, batch_events))
     click.echo(
         f"read {report.messages} messages: {report.accepted} events, {report.quarantined} quarantined, "
         f"{report.duplicates} duplicates, {report.commits} commits, caught up: {report.caught_up}"

@@ -75,6 +75,15 @@ class KafkaResource(ConfigurableResource):
         config.update(overrides)
         return KafkaProducer(**self.client_config(), **config)
 
+    def topic_id(self) -> str | None:
+        """The topic's id (KIP-516): it changes when the topic is re-created. None if the broker has none."""
+        admin = KafkaAdminClient(**self.client_config(), request_timeout_ms=10_000)
+        try:
+            topic_id = admin.describe_topics([self.topic])[0].get("topic_id")
+        finally:
+            admin.close()
+        return None if not topic_id or set(str(topic_id)) <= {"0", "-"} else str(topic_id)
+
     def ensure_topic(self) -> bool:
         """Create the topic with `partitions` partitions if it does not exist. True if it was created."""
         admin = KafkaAdminClient(**self.client_config(), request_timeout_ms=10_000)

@@ -42,7 +42,7 @@ def produce(kafka: KafkaResource, messages: list) -> None:
 
 
 def ingest(kafka: KafkaResource, delta: DeltaLakeResource, **limits) -> IngestReport:
-    return ingest_pending(kafka.consumer, open_sink(delta, kafka.topic), IngestLimits(**limits))
+    return ingest_pending(kafka.consumer, open_sink(delta, kafka), IngestLimits(**limits))
 
 
 def table(delta: DeltaLakeResource, name: str = RAW_USER_EVENTS) -> pa.Table:

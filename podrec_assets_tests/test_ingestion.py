@@ -48,7 +48,7 @@ def test_rows_keep_their_kafka_position_and_match_the_schema(kafka, delta):
     assert rows.schema.remove_metadata().names == RAW_USER_EVENTS_SCHEMA.names
     positions = set(zip(rows["kafka_partition"].to_pylist(), rows["kafka_offset"].to_pylist(), strict=True))
     assert len(positions) == 30
-    stored = read_positions(delta.table_uri(RAW_USER_EVENTS), kafka.topic, range(3))
+    stored = read_positions(delta.table_uri(RAW_USER_EVENTS), kafka.topic, kafka.topic_id(), range(3))
     for partition in range(3):
         offsets = [o for p, o in positions if p == partition]
         assert stored[partition] == (max(offsets) + 1 if offsets else None)
@@ -92,7 +92,7 @@ def test_crash_after_quarantine_commit_neither_loses_nor_doubles(kafka, delta):
 
 def test_two_writers_racing_on_the_same_positions_cannot_both_commit(kafka, delta):
     produce(kafka, v1_events(20))
-    first, second = open_sink(delta, kafka.topic), open_sink(delta, kafka.topic)
+    first, second = open_sink(delta, kafka), open_sink(delta, kafka)
     consumer = kafka.consumer()
     records = []
     pending_partitions(consumer, kafka.topic, {p: None for p in range(3)})  # assigns the partitions
@@ -121,7 +121,7 @@ def test_pending_partitions_reads_the_broker_not_end_offsets(kafka, delta):
     finally:
         consumer.close()
     ingest(kafka, delta)
-    positions = read_positions(delta.table_uri(RAW_USER_EVENTS), kafka.topic, range(3))
+    positions = read_positions(delta.table_uri(RAW_USER_EVENTS), kafka.topic, kafka.topic_id(), range(3))
     consumer = kafka.consumer()
     try:
         assert pending_partitions(consumer, kafka.topic, positions, timeout_ms=1500) == {}
@@ -147,3 +147,23 @@ def test_a_replay_restamped_onto_another_day_is_still_a_duplicate(kafka, delta):
     report = ingest(kafka, delta)
     assert (report.accepted, report.duplicates) == (0, 10)
     assert table(delta).num_rows == 10
+
+
+def test_a_recreated_topic_is_read_from_its_start_and_nothing_lands_twice(kafka, delta):
+    """Tansu loses its log on restart and Kafka topics get re-created: offsets start again at 0 under a new topic
+    id. Positions are kept per topic id, so the new log is read from its start, not from offsets it never had."""
+    from kafka.admin import KafkaAdminClient
+
+    produce(kafka, v1_events(50))
+    ingest(kafka, delta)
+    old_id = kafka.topic_id()
+    admin = KafkaAdminClient(**kafka.client_config())
+    admin.delete_topics([kafka.topic])
+    admin.close()
+    kafka.ensure_topic()
+    assert kafka.topic_id() != old_id
+
+    produce(kafka, v1_events(50)[:10] + v1_events(20, prefix="after-reset"))  # a replay of 10 old ones, 20 new
+    report = ingest(kafka, delta)
+    assert (report.accepted, report.duplicates) == (20, 10)
+    assert table(delta).num_rows == 70

@@ -18,9 +18,13 @@ class IngestConfig(Config):
     batch_events: int = Field(default=IngestLimits.batch_events, description="messages per Delta commit")
 
 
-def open_sink(delta: DeltaLakeResource, topic: str) -> DeltaEventSink:
+def open_sink(delta: DeltaLakeResource, kafka: KafkaResource) -> DeltaEventSink:
     return DeltaEventSink(
-        delta.table_uri(RAW_USER_EVENTS), delta.table_uri(QUARANTINED_EVENTS), topic, delta.storage_options()
+        delta.table_uri(RAW_USER_EVENTS),
+        delta.table_uri(QUARANTINED_EVENTS),
+        kafka.topic,
+        kafka.topic_id(),
+        delta.storage_options(),
     )
 
 
@@ -33,6 +37,7 @@ def report_metadata(report: IngestReport, table_uri: str) -> dict:
         "quarantine_rate": float(round(report.quarantine_rate, 6)),
         "quarantine_reasons": MetadataValue.json(dict(report.reasons)),
         "event_dates": MetadataValue.json(sorted(d.isoformat() for d in report.event_dates)),
+        "kafka_topic_id": str(report.topic_id),
         "kafka_offsets": MetadataValue.json({str(p): list(r) for p, r in sorted(report.offsets.items())}),
         "delta_commits": report.commits,
         "caught_up": report.caught_up,
@@ -62,7 +67,7 @@ def report_metadata(report: IngestReport, table_uri: str) -> dict:
 )
 def user_event_tables(context: AssetExecutionContext, config: IngestConfig, kafka: KafkaResource, delta: DeltaLakeResource):
     """Ingest everything pending on the events topic (bounded by `max_events`) into the two Delta tables."""
-    sink = open_sink(delta, kafka.topic)
+    sink = open_sink(delta, kafka)
     report = ingest_pending(
         lambda: kafka.consumer(),
         sink,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -53,6 +54,7 @@ class IngestLimits:
 @dataclass
 class IngestReport:
     topic: str
+    topic_id: str | None = None
     messages: int = 0
     accepted: int = 0
     duplicates: int = 0
@@ -89,19 +91,24 @@ def _crash_point(name: str) -> None:
 class DeltaEventSink:
     """The two ingestion tables and the Kafka positions stored in their Delta logs."""
 
-    def __init__(self, raw_uri: str, quarantine_uri: str, topic: str, storage_options: dict | None = None):
+    def __init__(self, raw_uri: str, quarantine_uri: str, topic: str, topic_id: str | None,
+                 storage_options: dict | None = None):  # fmt: skip
         self.topic = topic
+        self.topic_id = topic_id
         self.raw = ensure_table(raw_uri, RAW_USER_EVENTS_SCHEMA, RAW_USER_EVENTS_PARTITION_BY, storage_options)
         self.quarantine = ensure_table(quarantine_uri, QUARANTINED_EVENTS_SCHEMA, None, storage_options)
         self._known_ids: set[str] | None = None
 
     def positions(self, partitions: Iterable[int]) -> dict[int, int | None]:
         """Next offset to read per partition, or None if nothing was ever ingested from it."""
-        return {p: self.raw.transaction_version(position_app_id(RAW_USER_EVENTS, self.topic, p)) for p in partitions}
+        return {
+            p: self.raw.transaction_version(position_app_id(RAW_USER_EVENTS, self.topic, self.topic_id, p))
+            for p in partitions
+        }
 
     def quarantine_positions(self, partitions: Iterable[int]) -> dict[int, int]:
         return {
-            p: self.quarantine.transaction_version(position_app_id(QUARANTINED_EVENTS, self.topic, p)) or 0
+            p: self.quarantine.transaction_version(position_app_id(QUARANTINED_EVENTS, self.topic, self.topic_id, p)) or 0
             for p in partitions
         }
 
@@ -115,7 +122,7 @@ class DeltaEventSink:
 
     def _commit_properties(self, table: str, next_offsets: dict[int, int]) -> CommitProperties:
         return CommitProperties(
-            app_transactions=[Transaction(position_app_id(table, self.topic, p), o) for p, o in next_offsets.items()],
+            app_transactions=[Transaction(position_app_id(table, self.topic, self.topic_id, p), o) for p, o in next_offsets.items()],
             custom_metadata={"podrec.operation": "kafka-ingest", "podrec.topic": self.topic},
         )
 
@@ -218,7 +225,7 @@ def ingest_pending(
 ) -> IngestReport:
     """Ingest what the topic holds beyond the stored positions, up to `limits.max_events` messages."""
     started = time.perf_counter()
-    report = IngestReport(topic=sink.topic)
+    report = IngestReport(topic=sink.topic, topic_id=sink.topic_id)
     consumer = consumer_factory()
     try:
         partitions = sorted(consumer.partitions_for_topic(sink.topic) or [])
@@ -257,26 +264,33 @@ def ingest_pending(
         # Batch N is validated and committed on a worker thread while this thread polls batch N+1: polling is
         # Python-bound, validation and Delta writes mostly run in Arrow/delta-rs without the GIL. One batch in flight
         # at most, committed in order, so a crash still loses only uncommitted work.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-commit") as committer:
-            in_flight: Future | None = None
-            while report.messages < limits.max_events and not report.caught_up:
-                records: list = []
-                want = min(limits.batch_events, limits.max_events - report.messages)
-                while len(records) < want:
-                    polled = consumer.poll(timeout_ms=limits.idle_ms, max_records=want - len(records))
-                    if not polled:
-                        report.caught_up = True
+        # The worker leaves and re-takes the GIL dozens of times per batch (Arrow, delta-rs); with CPython's default
+        # 5 ms switch interval it would wait behind the busy polling thread each time.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.0002)
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-commit") as committer:
+                in_flight: Future | None = None
+                while report.messages < limits.max_events and not report.caught_up:
+                    records: list = []
+                    want = min(limits.batch_events, limits.max_events - report.messages)
+                    while len(records) < want:
+                        polled = consumer.poll(timeout_ms=limits.idle_ms, max_records=want - len(records))
+                        if not polled:
+                            report.caught_up = True
+                            break
+                        for messages in polled.values():
+                            records.extend(messages)
+                    if in_flight is not None:
+                        in_flight.result()  # re-raises a failed commit before anything else is committed
+                    if not records:
                         break
-                    for messages in polled.values():
-                        records.extend(messages)
+                    report.messages += len(records)
+                    in_flight = committer.submit(commit, records)
                 if in_flight is not None:
-                    in_flight.result()  # re-raises a failed commit before anything else is committed
-                if not records:
-                    break
-                report.messages += len(records)
-                in_flight = committer.submit(commit, records)
-            if in_flight is not None:
-                in_flight.result()
+                    in_flight.result()
+        finally:
+            sys.setswitchinterval(switch_interval)
     finally:
         consumer.close()
     report.seconds = time.perf_counter() - started
@@ -313,9 +327,11 @@ def pending_partitions(
     return found
 
 
-def read_positions(raw_uri: str, topic: str, partitions: Iterable[int], storage_options=None) -> dict[int, int | None]:
+def read_positions(
+    raw_uri: str, topic: str, topic_id: str | None, partitions: Iterable[int], storage_options=None
+) -> dict[int, int | None]:
     """Stored positions without creating anything (all None before the first ingestion)."""
     if not DeltaTable.is_deltatable(raw_uri, storage_options=storage_options):
         return {p: None for p in partitions}
     table = DeltaTable(raw_uri, storage_options=storage_options)
-    return {p: table.transaction_version(position_app_id(RAW_USER_EVENTS, topic, p)) for p in partitions}
+    return {p: table.transaction_version(position_app_id(RAW_USER_EVENTS, topic, topic_id, p)) for p in partitions}

@@ -67,8 +67,9 @@ def user_events_kafka_sensor(context: SensorEvaluationContext, kafka: KafkaResou
         partitions = consumer.partitions_for_topic(kafka.topic)
         if not partitions:
             return SkipReason(f"topic {kafka.topic!r} does not exist yet")
+        topic_id = kafka.topic_id()
         positions = read_positions(
-            delta.table_uri(RAW_USER_EVENTS), kafka.topic, partitions, delta.storage_options()
+            delta.table_uri(RAW_USER_EVENTS), kafka.topic, topic_id, partitions, delta.storage_options()
         )
         pending = pending_partitions(consumer, kafka.topic, positions, timeout_ms=3_000)
     finally:

@@ -53,6 +53,10 @@ QUARANTINED_EVENTS_SCHEMA = pa.schema(
 )
 
 
-def position_app_id(table: str, topic: str, partition: int) -> str:
-    """The Delta `txn` app id under which `table` stores the next offset of `topic`/`partition`."""
-    return f"podrec/{table}/{topic}/{partition}"
+def position_app_id(table: str, topic: str, topic_id: str | None, partition: int) -> str:
+    """The Delta `txn` app id under which `table` stores the next offset of `topic`/`partition`.
+
+    The topic's id (Kafka assigns a new one when a topic is re-created; Tansu, which keeps messages in memory, on
+    every restart) is part of it: a re-created topic starts from its beginning instead of from positions its log
+    no longer has, and event-id de-duplication keeps what was already ingested from landing twice."""
+    return f"podrec/{table}/{topic}/{topic_id or 'no-topic-id'}/{partition}"
