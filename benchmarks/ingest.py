@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import orjson  # noqa: E402
-from kafka import TopicPartition  # noqa: E402
+import orjson
+from kafka import TopicPartition
 
-from benchmarks._common import local_services, report  # noqa: E402
+from benchmarks._common import local_services, report
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ use it, so a run in the UI and a command in the shell talk to the same services.
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar

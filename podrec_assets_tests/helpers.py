@@ -22,9 +22,14 @@ def v1_events(n: int, prefix: str = "e", users: int = 20, start: datetime | None
     """n valid events 7 minutes apart, the last one an hour ago unless `start` is given."""
     start = start or datetime.now(UTC) - timedelta(minutes=7 * n + 60)
     return [
-        make_v1_event(event_id=f"{prefix}-{i}", user_id=f"u-{i % users}", episode_id=f"ep-{i % 37}",
-                      event_type=("play", "pause", "like", "complete", "skip")[i % 5],
-                      ts=start + timedelta(minutes=7 * i), played_pct=0.5 if i % 5 == 1 else None)  # fmt: skip
+        make_v1_event(
+            event_id=f"{prefix}-{i}",
+            user_id=f"u-{i % users}",
+            episode_id=f"ep-{i % 37}",
+            event_type=("play", "pause", "like", "complete", "skip")[i % 5],
+            ts=start + timedelta(minutes=7 * i),
+            played_pct=0.5 if i % 5 == 1 else None,
+        )
         for i in range(n)
     ]
 

@@ -10,6 +10,7 @@ from collections import Counter
 import orjson
 import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 from podrec_assets.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.producers.synthetic import generate_events
@@ -39,7 +40,7 @@ def _messages() -> tuple[list, set[str], list[bytes]]:
 def _version(uri: str) -> int:
     try:
         return DeltaTable(uri).version()
-    except Exception:  # not created yet
+    except TableNotFoundError:  # not created yet
         return -1
 
 

@@ -1,7 +1,15 @@
 """`raw_user_events` and `quarantined_events`: one ingestion step writes both, exactly once (see kafka_to_delta)."""
 
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, MetadataValue, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
 from pydantic import Field
 
 from podrec_assets.ingestion.kafka_to_delta import DeltaEventSink, IngestLimits, IngestReport, ingest_pending

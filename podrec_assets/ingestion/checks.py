@@ -2,7 +2,14 @@
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, Config, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    Config,
+    asset_check,
+)
 from deltalake import DeltaTable
 from pydantic import Field
 

@@ -264,7 +264,7 @@ def _try(check: Callable[[str], None], address: str) -> str | None:
     try:
         check(address)
         return None
-    except Exception as error:  # a health probe: any failure means "not (yet) healthy"
+    except Exception as error:  # noqa: BLE001 - a health probe: any failure means "not (yet) healthy"
         return f"{type(error).__name__}: {error}"[:300]
 
 
