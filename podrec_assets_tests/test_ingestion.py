@@ -9,7 +9,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from podrec_assets.ingestion.assets import open_sink
-from podrec_assets.ingestion.kafka_to_delta import build_batch, pending_partitions, read_positions
+from podrec_assets.ingestion.kafka_to_delta import assign_at, build_batch, pending_partitions, read_positions
 from podrec_assets.ingestion.tables import RAW_USER_EVENTS, RAW_USER_EVENTS_SCHEMA
 from podrec_assets_tests.helpers import (
     ingest,
@@ -95,10 +95,7 @@ def test_two_writers_racing_on_the_same_positions_cannot_both_commit(kafka, delt
     first, second = open_sink(delta, kafka), open_sink(delta, kafka)
     consumer = kafka.consumer()
     records = []
-    pending_partitions(consumer, kafka.topic, {p: None for p in range(3)})  # assigns the partitions
-    for tp in consumer.assignment():
-        consumer.resume(tp)
-        consumer.seek_to_beginning(tp)
+    assign_at(consumer, kafka.topic, {p: None for p in range(3)})
     while len(records) < 20:
         for batch in consumer.poll(timeout_ms=2000).values():
             records.extend(batch)

@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from podrec_assets.ingestion.contract import (
-    _EVENT_TYPE_ALIASES,
     CANONICAL_FIELDS,
     CONTENT_EVENT_TYPES,
+    EVENT_TYPE_ALIASES,
     MAX_CLOCK_SKEW,
     MAX_ID_LENGTH,
     MAX_MESSAGE_BYTES,
@@ -32,6 +32,7 @@ from podrec_assets.ingestion.contract import (
     InvalidEvent,
     validate_message,
 )
+from podrec_assets.ingestion.tables import rows_to_table
 
 CANONICAL_SCHEMA = pa.schema(
     [
@@ -64,8 +65,8 @@ _WIRE_SCHEMA = pa.schema(
 _PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=_WIRE_SCHEMA, unexpected_field_behavior="ignore")
 BLOCK_ROWS = 4096  # a block with one odd message goes to the precise path whole: keep the damage small
 
-_ALIAS_KEYS = pa.array(list(_EVENT_TYPE_ALIASES))
-_ALIAS_VALUES = pa.array(list(_EVENT_TYPE_ALIASES.values()))
+_ALIAS_KEYS = pa.array(list(EVENT_TYPE_ALIASES))
+_ALIAS_VALUES = pa.array(list(EVENT_TYPE_ALIASES.values()))
 _CONTENT_TYPES = pa.array(sorted(CONTENT_EVENT_TYPES))
 # Ids the fast path takes as they are: printable ASCII at both ends (nothing `str.strip()` would remove).
 _PLAIN_ID = r"^[!-~](.*[!-~])?$"
@@ -197,12 +198,6 @@ def validate_batch(values: list[bytes | None], now: datetime) -> BatchValidation
         except InvalidEvent as bad:
             rejects.append((i, bad))
     if slow_rows:
-        columns = list(zip(*slow_rows, strict=True))
-        tables.append(
-            pa.Table.from_arrays(
-                [pa.array(c, type=f.type) for c, f in zip(columns, CANONICAL_SCHEMA, strict=True)],
-                schema=CANONICAL_SCHEMA,
-            )
-        )
+        tables.append(rows_to_table(slow_rows, CANONICAL_SCHEMA))
     events = pa.concat_tables(tables) if tables else CANONICAL_SCHEMA.empty_table()
     return BatchValidation(events=events, event_indices=event_indices, rejects=rejects)

@@ -49,7 +49,7 @@ ACCOUNT_EVENT_TYPES = frozenset({"login", "logout", "profile_update", "preferenc
 EVENT_TYPES = CONTENT_EVENT_TYPES | NON_CONTENT_EVENT_TYPES
 
 # Every spelling seen in the seeds, folded (lower case, no '_' or '-'), mapped to its canonical type.
-_EVENT_TYPE_ALIASES: dict[str, str] = {
+EVENT_TYPE_ALIASES: dict[str, str] = {
     # seed 000 and v1
     **{t.replace("_", ""): t for t in EVENT_TYPES},
     # seed 003 (ActivityEventType)
@@ -121,7 +121,7 @@ class InvalidEvent(Exception):
 
 
 def canonical_event_type(name: str) -> str | None:
-    return _EVENT_TYPE_ALIASES.get(name.replace("_", "").replace("-", "").lower())
+    return EVENT_TYPE_ALIASES.get(name.replace("_", "").replace("-", "").lower())
 
 
 def _first_present(message: dict, *names: str) -> Any:

@@ -39,6 +39,8 @@ from podrec_assets.ingestion.tables import (
     RAW_USER_EVENTS_PARTITION_BY,
     RAW_USER_EVENTS_SCHEMA,
     position_app_id,
+    rows_to_table,
+    stored_positions,
 )
 
 log = logging.getLogger(__name__)
@@ -101,16 +103,11 @@ class DeltaEventSink:
 
     def positions(self, partitions: Iterable[int]) -> dict[int, int | None]:
         """Next offset to read per partition, or None if nothing was ever ingested from it."""
-        return {
-            p: self.raw.transaction_version(position_app_id(RAW_USER_EVENTS, self.topic, self.topic_id, p))
-            for p in partitions
-        }
+        return stored_positions(self.raw, RAW_USER_EVENTS, self.topic, self.topic_id, partitions)
 
     def quarantine_positions(self, partitions: Iterable[int]) -> dict[int, int]:
-        return {
-            p: self.quarantine.transaction_version(position_app_id(QUARANTINED_EVENTS, self.topic, self.topic_id, p)) or 0
-            for p in partitions
-        }
+        stored = stored_positions(self.quarantine, QUARANTINED_EVENTS, self.topic, self.topic_id, partitions)
+        return {p: offset or 0 for p, offset in stored.items()}
 
     def known_event_ids(self) -> set[str]:
         """Every event_id the table holds, loaded once per run (one column; ~0.1 s per million events) and kept up
@@ -122,7 +119,10 @@ class DeltaEventSink:
 
     def _commit_properties(self, table: str, next_offsets: dict[int, int]) -> CommitProperties:
         return CommitProperties(
-            app_transactions=[Transaction(position_app_id(table, self.topic, self.topic_id, p), o) for p, o in next_offsets.items()],
+            app_transactions=[
+                Transaction(position_app_id(table, self.topic, self.topic_id, p), offset)
+                for p, offset in next_offsets.items()
+            ],
             custom_metadata={"podrec.operation": "kafka-ingest", "podrec.topic": self.topic},
         )
 
@@ -204,7 +204,7 @@ def build_batch(records: list, sink: DeltaEventSink, quarantine_from: dict[int, 
     )
     return Batch(
         events=events,
-        rejects=_rows_to_table(rejects, QUARANTINED_EVENTS_SCHEMA),
+        rejects=rows_to_table(rejects, QUARANTINED_EVENTS_SCHEMA),
         next_offsets=next_offsets,
         messages=len(records),
         duplicates=len(source) - len(keep),
@@ -212,9 +212,15 @@ def build_batch(records: list, sink: DeltaEventSink, quarantine_from: dict[int, 
     )
 
 
-def _rows_to_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
-    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+def assign_at(consumer: KafkaConsumer, topic: str, positions: dict[int, int | None]) -> None:
+    """Assign the partitions to `consumer` and seek each to its stored position (its beginning if none)."""
+    topic_partitions = [TopicPartition(topic, p) for p in sorted(positions)]
+    consumer.assign(topic_partitions)
+    for tp in topic_partitions:
+        if positions[tp.partition] is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, positions[tp.partition])
 
 
 def ingest_pending(
@@ -233,13 +239,7 @@ def ingest_pending(
             raise RuntimeError(f"Kafka topic {sink.topic!r} does not exist (run `podrec services up`)")
         positions = sink.positions(partitions)
         quarantine_from = sink.quarantine_positions(partitions)
-        topic_partitions = [TopicPartition(sink.topic, p) for p in partitions]
-        consumer.assign(topic_partitions)
-        for tp in topic_partitions:
-            if positions[tp.partition] is None:
-                consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, positions[tp.partition])
+        assign_at(consumer, sink.topic, positions)
 
         def commit(records: list) -> None:
             batch = build_batch(records, sink, quarantine_from, datetime.now(UTC))
@@ -305,14 +305,9 @@ def pending_partitions(
     Reads at most one fetch per partition instead of trusting `end_offsets()`, which some brokers (Tansu) answer with
     the last batch's base offset. Bounded by `timeout_ms`; a partition without data costs one empty fetch.
     """
-    topic_partitions = [TopicPartition(topic, p) for p in sorted(positions)]
-    consumer.assign(topic_partitions)
-    for tp in topic_partitions:
-        if positions[tp.partition] is None:
-            consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, positions[tp.partition])
+    assign_at(consumer, topic, positions)
     found: dict[int, int] = {}
+    topic_partitions = consumer.assignment()
     deadline = time.monotonic() + timeout_ms / 1000
     while len(found) < len(topic_partitions):
         remaining_ms = int((deadline - time.monotonic()) * 1000)
@@ -333,5 +328,5 @@ def read_positions(
     """Stored positions without creating anything (all None before the first ingestion)."""
     if not DeltaTable.is_deltatable(raw_uri, storage_options=storage_options):
         return {p: None for p in partitions}
-    table = DeltaTable(raw_uri, storage_options=storage_options)
-    return {p: table.transaction_version(position_app_id(RAW_USER_EVENTS, topic, topic_id, p)) for p in partitions}
+    return stored_positions(DeltaTable(raw_uri, storage_options=storage_options), RAW_USER_EVENTS, topic, topic_id,
+                            partitions)  # fmt: skip

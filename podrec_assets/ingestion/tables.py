@@ -8,7 +8,10 @@ were; a crash after leaves both advanced.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pyarrow as pa
+from deltalake import DeltaTable
 
 RAW_USER_EVENTS = "raw_user_events"
 QUARANTINED_EVENTS = "quarantined_events"
@@ -60,3 +63,16 @@ def position_app_id(table: str, topic: str, topic_id: str | None, partition: int
     every restart) is part of it: a re-created topic starts from its beginning instead of from positions its log
     no longer has, and event-id de-duplication keeps what was already ingested from landing twice."""
     return f"podrec/{table}/{topic}/{topic_id or 'no-topic-id'}/{partition}"
+
+
+def stored_positions(
+    table: DeltaTable, table_name: str, topic: str, topic_id: str | None, partitions: Iterable[int]
+) -> dict[int, int | None]:
+    """Next offset to read per partition as stored in `table`'s Delta log; None where nothing was committed yet."""
+    return {p: table.transaction_version(position_app_id(table_name, topic, topic_id, p)) for p in partitions}
+
+
+def rows_to_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    """Row tuples, fields in schema order, as an Arrow table of that schema."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
