@@ -158,12 +158,14 @@ class LocalStack:
         return record if _is_same_process(record) else None
 
     # -- public API ----------------------------------------------------------------------------------------------
-    def status(self) -> list[ServiceStatus]:
+    def status(self, probe: bool = True) -> list[ServiceStatus]:
+        """Each service's state; `probe=False` trusts PID files and skips the health requests (after `up` checked)."""
         external = external_services()
         result = []
         for role, spec in SERVICES.items():
             if role in external:
-                state = "external" if _try(spec.healthy, external[role]) is None else "unreachable"
+                healthy = not probe or _try(spec.healthy, external[role]) is None
+                state = "external" if healthy else "unreachable"
                 result.append(ServiceStatus(role, external[role], state))
                 continue
             address = spec.address(local_port(role))
@@ -171,7 +173,7 @@ class LocalStack:
             if record is None:
                 result.append(ServiceStatus(role, address, "stopped"))
             else:
-                error = _try(spec.healthy, record["address"])
+                error = _try(spec.healthy, record["address"]) if probe else None
                 state = "running" if error is None else "unreachable"
                 result.append(ServiceStatus(role, record["address"], state, record["pid"], error or ""))
         return result
@@ -204,7 +206,7 @@ class LocalStack:
             self._wait_healthy(role, process)
         if "kafka" in roles:
             self._ensure_topic()
-        return self.status()
+        return self.status(probe=False)  # every service just answered
 
     def down(self, log: Callable[[str], None] = print) -> None:
         for role in SERVICES:
