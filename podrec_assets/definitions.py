@@ -2,15 +2,25 @@
 
 from dagster import Definitions
 
+from podrec_assets.engagement.assets import daily_engagement
+from podrec_assets.engagement.sensors import (
+    daily_engagement_job,
+    daily_engagement_schedule,
+    late_events_sensor,
+)
 from podrec_assets.ingestion.assets import user_event_tables
 from podrec_assets.ingestion.checks import raw_user_events_checks
 from podrec_assets.ingestion.sensors import ingest_user_events_job, user_events_kafka_sensor
+from podrec_assets.models.assets import als_model, als_recommendations
+from podrec_assets.models.checks import als_recommendations_checks
+from podrec_assets.models.schedules import als_training_job, als_training_schedule
 from podrec_assets.resources import build_resources
 
 defs = Definitions(
-    assets=[user_event_tables],
-    asset_checks=raw_user_events_checks,
-    jobs=[ingest_user_events_job],
-    sensors=[user_events_kafka_sensor],
+    assets=[user_event_tables, daily_engagement, als_model, als_recommendations],
+    asset_checks=[*raw_user_events_checks, *als_recommendations_checks],
+    jobs=[ingest_user_events_job, daily_engagement_job, als_training_job],
+    sensors=[user_events_kafka_sensor, late_events_sensor],
+    schedules=[daily_engagement_schedule, als_training_schedule],
     resources=build_resources(),
 )

@@ -18,6 +18,7 @@ from pydantic import Field
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from podrec_assets.models.registry import ModelRegistry
 from podrec_assets.settings import apply_local_defaults
 
 
@@ -48,29 +49,29 @@ class KafkaResource(ConfigurableResource):
 
     def consumer(self, **overrides) -> KafkaConsumer:
         """A group-less consumer: podrec assigns partitions itself and keeps positions in Delta, not in Kafka."""
-        config = dict(
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=200,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            request_timeout_ms=15_000,
-        )
+        config = {
+            "group_id": None,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "fetch_max_wait_ms": 200,
+            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            "request_timeout_ms": 15_000,
+        }
         config.update(overrides)
         return KafkaConsumer(**self.client_config(), **config)
 
     def producer(self, **overrides) -> KafkaProducer:
         """Idempotent, acks=all producer with bounded retries (a dead broker fails within `max_block_ms`)."""
-        config = dict(
-            acks="all",
-            enable_idempotence=True,
-            retries=10,
-            retry_backoff_ms=200,
-            delivery_timeout_ms=60_000,
-            max_block_ms=10_000,
-            linger_ms=20,
-            batch_size=256 * 1024,
-        )
+        config = {
+            "acks": "all",
+            "enable_idempotence": True,
+            "retries": 10,
+            "retry_backoff_ms": 200,
+            "delivery_timeout_ms": 60_000,
+            "max_block_ms": 10_000,
+            "linger_ms": 20,
+            "batch_size": 256 * 1024,
+        }
         config.update(overrides)
         return KafkaProducer(**self.client_config(), **config)
 
@@ -125,6 +126,15 @@ class DeltaLakeResource(ConfigurableResource):
         return {"AWS_ENDPOINT_URL": self.aws_endpoint_url} if self.aws_endpoint_url else None
 
 
+class ModelStoreResource(ConfigurableResource):
+    """Where versioned models live (a folder the Spark server sees too; see models/registry.py)."""
+
+    root: str = Field(description="env PODREC_MODEL_ROOT")
+
+    def registry(self, name: str) -> ModelRegistry:
+        return ModelRegistry(Path(self.root), name)
+
+
 def build_resources(resolved: bool = False) -> dict:
     """Resources for every asset, configured from environment variables (local-stack defaults filled in).
 
@@ -150,6 +160,7 @@ def build_resources(resolved: bool = False) -> dict:
         ),
         "mongo": MongoResource(uri=env("MONGO_URI"), database=env("MONGO_DB")),
         "delta": DeltaLakeResource(root=env("PODREC_DELTA_ROOT"), aws_endpoint_url=optional("AWS_ENDPOINT_URL")),
+        "models": ModelStoreResource(root=env("PODREC_MODEL_ROOT")),
         # dagster-pyspark's resource; `spark.remote` makes its builder return a Spark Connect session, so every run
         # connects to one long-lived Spark server in ~0.5 s instead of starting a JVM (15-40 s here).
         "pyspark": PySparkResource(spark_config={"spark.remote": os.environ["SPARK_REMOTE"]}),

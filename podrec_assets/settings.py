@@ -18,6 +18,14 @@ LOCAL_MONGO_PORT = 27017
 LOCAL_SPARK_CONNECT_PORT = 15002
 
 
+# First day of the daily partitions (engagement). Events before it are kept in raw_user_events but not aggregated.
+DEFAULT_FIRST_DAY = "2025-01-01"
+
+
+def first_partition_day() -> str:
+    return os.environ.get("PODREC_FIRST_DAY") or DEFAULT_FIRST_DAY
+
+
 def podrec_home() -> Path:
     """The state folder: Delta tables, service data, PID files, logs and DAGSTER_HOME."""
     return Path(os.environ.get("PODREC_HOME") or REPO_ROOT / ".podrec").resolve()
@@ -41,6 +49,8 @@ def local_defaults(home: Path | None = None) -> dict[str, str]:
         # Standard pyspark variable: a Spark Connect URL. Unset means "the local Connect server".
         "SPARK_REMOTE": f"sc://127.0.0.1:{local_port('spark')}",
         "PODREC_DELTA_ROOT": str(home / "delta"),
+        # Versioned models; must be storage the Spark server sees too (a shared volume or object store in production).
+        "PODREC_MODEL_ROOT": str(home / "models"),
         "DAGSTER_HOME": str(home / "dagster"),
     }
 

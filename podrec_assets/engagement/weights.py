@@ -1,0 +1,82 @@
+"""Where an event gets its weight: the one place that says how much one event tells about a listener's liking.
+
+| event        | weight (defaults; seed 000 where it says)                                  |
+|--------------|-----------------------------------------------------------------------------|
+| like         | +3                                                                          |
+| complete     | +2                                                                          |
+| rate         | rating − 3 (seed 000): 1 → −2, 3 → 0, 5 → +2                                |
+| pause        | fraction listened (`played_pct`, seed 000): 0 … +1                          |
+| abandon      | fraction listened − 0.5: leaving early is a negative signal, late a weak plus |
+| skip         | −2 (seed 000: negative)                                                     |
+| play         | +0.25 (starting is weak evidence; the pause/complete/abandon that follows says more) |
+| search_click | +0.5                                                                        |
+| view, resume | 0 (counted, but say nothing about liking)                                   |
+
+Negative sums stay negative in `daily_engagement`; how they reach the model is in `models/als.py`.
+Non-content events (search, login, …) have no episode and are not part of engagement.
+"""
+
+from dagster import Config
+from pydantic import Field
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+
+class EventWeights(Config):
+    like: float = Field(default=3.0, description="weight of a like")
+    complete: float = Field(default=2.0, description="weight of a completed episode")
+    rating_neutral: float = Field(default=3.0, description="rate → rating − this (seed 000: 3)")
+    pause_per_listened: float = Field(default=1.0, description="pause → played_pct × this")
+    abandon_per_listened: float = Field(
+        default=1.0, description="abandon → played_pct × this − abandon_penalty"
+    )
+    abandon_penalty: float = Field(default=0.5, description="see abandon_per_listened")
+    skip: float = Field(default=-2.0, description="weight of a skip (negative)")
+    play: float = Field(default=0.25, description="weight of a play start")
+    search_click: float = Field(default=0.5, description="weight of a click on a search result")
+    view: float = Field(default=0.0, description="weight of a content view")
+    resume: float = Field(default=0.0, description="weight of a resume")
+
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """The smallest and largest weight each event type can get (rating 1–5, played_pct 0–1)."""
+
+        def span(a: float, b: float) -> tuple[float, float]:
+            return (min(a, b), max(a, b))
+
+        return {
+            "like": span(self.like, self.like),
+            "complete": span(self.complete, self.complete),
+            "rate": span(1 - self.rating_neutral, 5 - self.rating_neutral),
+            "pause": span(0.0, self.pause_per_listened),
+            "abandon": span(-self.abandon_penalty, self.abandon_per_listened - self.abandon_penalty),
+            "skip": span(self.skip, self.skip),
+            "play": span(self.play, self.play),
+            "search_click": span(self.search_click, self.search_click),
+            "view": span(self.view, self.view),
+            "resume": span(self.resume, self.resume),
+        }
+
+    def event_bounds(self) -> tuple[float, float]:
+        """Bounds of any single event's weight: a day's sum of n events lies within n × these."""
+        lows, highs = zip(*self.bounds().values(), strict=True)
+        return min(lows), max(highs)
+
+    def column(self) -> Column:
+        """The weight of each row of `raw_user_events`, as a Spark column expression."""
+        event = F.col("event_type")
+        listened = F.coalesce(F.col("played_pct"), F.lit(0.0))
+        return (
+            F.when(event == "like", F.lit(self.like))
+            .when(event == "complete", F.lit(self.complete))
+            .when(event == "rate", F.col("rating").cast("double") - F.lit(self.rating_neutral))
+            .when(event == "pause", listened * F.lit(self.pause_per_listened))
+            .when(
+                event == "abandon", listened * F.lit(self.abandon_per_listened) - F.lit(self.abandon_penalty)
+            )
+            .when(event == "skip", F.lit(self.skip))
+            .when(event == "play", F.lit(self.play))
+            .when(event == "search_click", F.lit(self.search_click))
+            .when(event == "view", F.lit(self.view))
+            .when(event == "resume", F.lit(self.resume))
+            .otherwise(F.lit(0.0))
+        )

@@ -1,0 +1,77 @@
+"""Delta tables seen from Spark, and Arrow written to Delta, with delta-rs (`deltalake`).
+
+No Delta jars can be had for Spark here (see ENVIRONMENT.md), so Spark never reads `_delta_log` itself: delta-rs
+names the exact files of the current snapshot and Spark reads those Parquet files. A plain `spark.read.parquet(dir)`
+would also read files that Delta has removed. Writes of small results (a day of engagement, a model's
+recommendations) go through Arrow and `write_deltalake`; the Spark server and the driver must see the same storage
+(a local folder here, an object store in production).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+
+def delta_version(uri: str, storage_options: dict | None = None) -> int | None:
+    """The table's current version, or None if there is no table yet."""
+    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+        return None
+    return DeltaTable(uri, storage_options=storage_options).version()
+
+
+def read_delta(
+    spark: SparkSession,
+    uri: str,
+    schema: StructType,
+    partition_filters: list[tuple] | None = None,
+    storage_options: dict | None = None,
+    version: int | None = None,
+) -> DataFrame:
+    """The current snapshot of a Delta table (only the partitions matching `partition_filters`) as a Spark DataFrame.
+
+    `schema` is the full table schema, partition columns included: Spark takes their values from the Hive-style
+    folder names under `basePath`. `version` pins a snapshot (default: the latest). A missing table or an empty
+    selection gives an empty DataFrame of that schema."""
+    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+        return spark.createDataFrame([], schema)
+    files = DeltaTable(uri, version=version, storage_options=storage_options).file_uris(partition_filters)
+    if not files:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).option("basePath", uri).parquet(*files)
+
+
+def date_filter(column: str, first: date, last: date) -> list[tuple]:
+    """delta-rs partition filters for `first <= column <= last`."""
+    return [(column, ">=", first.isoformat()), (column, "<=", last.isoformat())]
+
+
+def replace_partitions(
+    uri: str,
+    rows: pa.Table,
+    partition_column: str,
+    days: Sequence[date],
+    storage_options: dict | None = None,
+) -> int:
+    """Replace exactly the given days of a date-partitioned table with `rows`, in one Delta commit. Returns the version.
+
+    Days without rows end up empty (their old rows are removed), other days are untouched: re-running a day is
+    idempotent. Every row must belong to one of `days`."""
+    day_list = ", ".join(f"'{d.isoformat()}'" for d in sorted(set(days)))
+    present = set(rows.column(partition_column).to_pylist())
+    if not present <= set(days):
+        raise ValueError(f"rows for {sorted(present - set(days))} are outside the days being replaced")
+    write_deltalake(
+        uri,
+        rows,
+        mode="overwrite",
+        partition_by=[partition_column],
+        predicate=f"{partition_column} IN ({day_list})",
+        storage_options=storage_options,
+    )
+    return DeltaTable(uri, storage_options=storage_options).version()

@@ -1,0 +1,131 @@
+"""Implicit-feedback ALS (Spark ML) on engagement: id indexing, the training rows and every hyper-parameter.
+
+How engagement reaches the model: Spark's implicit ALS (Hu, Koren & Volinsky 2008) reads a pair's engagement r as a
+confidence c = 1 + alpha·|r| in a preference p = 1 if r > 0 else 0. A positive sum is "likes it, this much"; a
+negative sum (skips, low ratings) is kept as a *confident zero*, a stronger "not this" than never having met the
+episode (the seed's successor clamped it to zero, which made a skip count the same as nothing). Zero sums are dropped
+(identical to unobserved). Negative pairs are kept only for users and episodes that also have a positive pair:
+Spark scales the regularization by each user's/episode's number of positive pairs, so one with none at all would
+make the least-squares system singular (measured: LAPACK dppsv fails).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from dagster import Config
+from pydantic import Field
+from pyspark.ml.feature import StringIndexer
+from pyspark.ml.recommendation import ALS, ALSModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+USER_IDX = "user_idx"
+EPISODE_IDX = "episode_idx"
+
+
+class AlsParams(Config):
+    """Every ALS hyper-parameter, set explicitly (Spark's defaults are not what its docs suggest)."""
+
+    rank: int = Field(default=64, description="latent factors")
+    max_iter: int = Field(default=15, description="alternating iterations")
+    reg_param: float = Field(
+        default=0.05, description="L2 weight, scaled by each user's/item's positive pairs"
+    )
+    alpha: float = Field(default=20.0, description="confidence per unit of engagement: c = 1 + alpha·|r|")
+    nonnegative: bool = Field(default=False, description="non-negative least squares")
+    negative_feedback: bool = Field(default=True, description="keep negative engagement as confident zeros")
+    seed: int = Field(default=42, description="factor initialization seed")
+    num_blocks: int = Field(default=2, description="user and item blocks (≈ cores)")
+    checkpoint_interval: int = Field(default=10, description="iterations between lineage checkpoints")
+
+
+def als_estimator(params: AlsParams) -> ALS:
+    return ALS(
+        userCol=USER_IDX,
+        itemCol=EPISODE_IDX,
+        ratingCol="engagement",
+        implicitPrefs=True,
+        rank=params.rank,
+        maxIter=params.max_iter,
+        regParam=params.reg_param,
+        alpha=params.alpha,
+        nonnegative=params.nonnegative,
+        seed=params.seed,
+        numUserBlocks=params.num_blocks,
+        numItemBlocks=params.num_blocks,
+        checkpointInterval=params.checkpoint_interval,
+        coldStartStrategy="drop",
+        blockSize=4096,
+        intermediateStorageLevel="MEMORY_AND_DISK",
+        finalStorageLevel="MEMORY_AND_DISK",
+    )
+
+
+@dataclass(frozen=True)
+class IdMapping:
+    """String ids ↔ the dense integers ALS needs; position = index (alphabetical, so deterministic)."""
+
+    user_ids: list[str]
+    episode_ids: list[str]
+
+
+def index_ids(interactions: DataFrame) -> tuple[DataFrame, IdMapping]:
+    """Adds `user_idx` and `episode_idx` (ints) with Spark's StringIndexer."""
+    indexer = StringIndexer(
+        inputCols=["user_id", "episode_id"],
+        outputCols=[USER_IDX, EPISODE_IDX],
+        stringOrderType="alphabetAsc",
+        handleInvalid="error",
+    ).fit(interactions)
+    users, episodes = indexer.labelsArray
+    indexed = indexer.transform(interactions).withColumns(
+        {USER_IDX: F.col(USER_IDX).cast("int"), EPISODE_IDX: F.col(EPISODE_IDX).cast("int")}
+    )
+    return indexed, IdMapping(list(users), list(episodes))
+
+
+def training_rows(pairs: DataFrame, negative_feedback: bool) -> DataFrame:
+    """The (user_idx, episode_idx, engagement) rows ALS is fitted on (see the module docstring)."""
+    positive = pairs.where(F.col("engagement") > 0)
+    if not negative_feedback:
+        return positive.select(USER_IDX, EPISODE_IDX, "engagement")
+    negative = (
+        pairs.where(F.col("engagement") < 0)
+        .join(positive.select(USER_IDX).distinct(), USER_IDX, "left_semi")
+        .join(positive.select(EPISODE_IDX).distinct(), EPISODE_IDX, "left_semi")
+    )
+    return positive.select(USER_IDX, EPISODE_IDX, "engagement").unionByName(
+        negative.select(USER_IDX, EPISODE_IDX, "engagement")
+    )
+
+
+def fit_als(rows: DataFrame, params: AlsParams) -> ALSModel:
+    return als_estimator(params).fit(rows)
+
+
+@dataclass(frozen=True)
+class Factors:
+    """A fitted model's factors on the driver: row i of `vectors` belongs to index `ids[i]`."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+
+    def dense(self, size: int) -> np.ndarray:
+        """Vectors by index 0..size-1; indices the model never saw get zero vectors (score 0)."""
+        out = np.zeros((size, self.vectors.shape[1]), dtype=np.float32)
+        out[self.ids] = self.vectors
+        return out
+
+
+def model_factors(model: ALSModel) -> tuple[Factors, Factors]:
+    """User and item factors of a fitted or loaded model, fetched once as Arrow."""
+
+    def fetch(frame: DataFrame) -> Factors:
+        table = frame.toArrow()
+        ids = table.column("id").to_numpy().astype(np.int64)
+        flat = table.column("features").combine_chunks().flatten().to_numpy()
+        return Factors(ids, flat.reshape(len(ids), -1).astype(np.float32))
+
+    return fetch(model.userFactors), fetch(model.itemFactors)
