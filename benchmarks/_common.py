@@ -42,11 +42,15 @@ def best_of(rounds: int, measure: Callable[[], float]) -> list[float]:
     return [measure() for _ in range(rounds)]
 
 
-def report(name: str, ours: list[float], baseline: list[float], unit: str, target: float, higher_is_better: bool):
+def report(
+    name: str, ours: list[float], baseline: list[float], unit: str, target: float, higher_is_better: bool
+):
     a, b = statistics.median(ours), statistics.median(baseline)
     ratio = a / b
     ok = ratio >= target if higher_is_better else ratio <= target
     print(f"{name}: ours {a:,.0f} {unit} (runs {', '.join(f'{x:,.0f}' for x in ours)}), baseline {b:,.0f} {unit} "
           f"(runs {', '.join(f'{x:,.0f}' for x in baseline)})")  # fmt: skip
-    print(f"ratio {ratio:.2f} (target {'>=' if higher_is_better else '<='} {target}) -> {'OK' if ok else 'MISSED'}")
+    print(
+        f"ratio {ratio:.2f} (target {'>=' if higher_is_better else '<='} {target}) -> {'OK' if ok else 'MISSED'}"
+    )
     return ratio

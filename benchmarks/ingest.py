@@ -25,7 +25,9 @@ from benchmarks._common import local_services, report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-events", type=int, default=50_000)
@@ -37,12 +39,16 @@ def main() -> None:
         from podrec_assets.producers.synthetic import generate_events
         from podrec_assets.resources import build_resources
 
-        kafka = build_resources(resolved=True)["kafka"].model_copy(update={"topic": f"bench-{uuid.uuid4().hex[:8]}"})
+        kafka = build_resources(resolved=True)["kafka"].model_copy(
+            update={"topic": f"bench-{uuid.uuid4().hex[:8]}"}
+        )
         kafka.ensure_topic()
         events = list(generate_events(users=max(50, args.events // 40), seed=5))[: args.events]
         n = len(events)
         started = time.perf_counter()
-        sent = send_messages(kafka, ((e["user_id"].encode(), orjson.dumps(e)) for e in events), progress=False)
+        sent = send_messages(
+            kafka, ((e["user_id"].encode(), orjson.dumps(e)) for e in events), progress=False
+        )
         print(f"produced {sent.sent:,} messages ({sum(len(orjson.dumps(e)) for e in events) / n:.0f} bytes avg) "
               f"in {time.perf_counter() - started:.1f}s on {kafka.bootstrap_servers}, topic {kafka.topic}, "
               f"{kafka.partitions} partitions")  # fmt: skip
@@ -63,8 +69,12 @@ def main() -> None:
         def ingestion() -> float:
             folder = Path(tempfile.mkdtemp(prefix="bench-delta-"))
             started = time.perf_counter()
-            sink = DeltaEventSink(str(folder / "raw"), str(folder / "quarantine"), kafka.topic, kafka.topic_id())
-            result = ingest_pending(kafka.consumer, sink, IngestLimits(max_events=n, batch_events=args.batch_events))
+            sink = DeltaEventSink(
+                str(folder / "raw"), str(folder / "quarantine"), kafka.topic, kafka.topic_id()
+            )
+            result = ingest_pending(
+                kafka.consumer, sink, IngestLimits(max_events=n, batch_events=args.batch_events)
+            )
             elapsed = time.perf_counter() - started  # includes the final idle poll that proves "caught up"
             assert result.accepted == n, result
             return n / elapsed

@@ -35,7 +35,9 @@ def services() -> None:
 
 
 @services.command("up")
-@click.option("--only", multiple=True, type=click.Choice(["kafka", "mongo", "spark"]), help="start only these")
+@click.option(
+    "--only", multiple=True, type=click.Choice(["kafka", "mongo", "spark"]), help="start only these"
+)
 def services_up(only: tuple[str, ...]) -> None:
     """Start what is not running and wait until every service answers (idempotent)."""
     from podrec_assets.stack.local import LocalStack, ServiceError
@@ -164,11 +166,119 @@ def summary() -> None:
             click.echo(f"{name:<20} (not created yet) {uri}")
             continue
         table = DeltaTable(uri, storage_options=delta.storage_options())
-        rows = table.to_pyarrow_table(columns=["reason_code"] if name == QUARANTINED_EVENTS else ["event_type"])
+        rows = table.to_pyarrow_table(
+            columns=["reason_code"] if name == QUARANTINED_EVENTS else ["event_type"]
+        )
         column = rows.column(0)
         counts = {c["values"]: c["counts"] for c in column.value_counts().to_pylist()}
         click.echo(f"{name:<20} {rows.num_rows:>8} rows  v{table.version()}  {uri}")
         click.echo(f"{'':<20} {json.dumps(dict(sorted(counts.items(), key=lambda kv: -kv[1])))}")
+    _summarize_models(delta)
+
+
+def _summarize_models(delta) -> None:
+    from deltalake import DeltaTable
+
+    from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
+    from podrec_assets.models.recommend import ALS_RECOMMENDATIONS
+
+    for name in (DAILY_ENGAGEMENT, ALS_RECOMMENDATIONS):
+        uri = delta.table_uri(name)
+        if DeltaTable.is_deltatable(uri, storage_options=delta.storage_options()):
+            table = DeltaTable(uri, storage_options=delta.storage_options())
+            rows = table.to_pyarrow_table(columns=["user_id"])
+            users = len(set(rows.column("user_id").to_pylist()))
+            click.echo(f"{name:<20} {rows.num_rows:>8} rows  v{table.version()}  {users} users  {uri}")
+    registry = _resources()["models"].registry("als")
+    current = registry.current()
+    if not registry.versions():
+        return
+    click.echo(f"als models: {len(registry.versions())} version(s) in {registry.folder}; current: {current}")
+    newest = registry.manifest(registry.versions()[-1])
+    evaluation = newest["evaluation"]
+    click.echo(f"newest model {newest['version']} ({evaluation['protocol']}, {evaluation['users_evaluated']} users), "
+               f"gate: {newest['gate']['verdict']}")  # fmt: skip
+    for model, metrics in evaluation["metrics"].items():
+        click.echo(f"  {model:<11} " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+
+
+@main.command("event-days")
+def event_days() -> None:
+    """The closed days (UTC) raw_user_events holds, as START...END for `dagster asset materialize --partition-range`."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from deltalake import DeltaTable
+
+    from podrec_assets.ingestion.tables import RAW_USER_EVENTS
+    from podrec_assets.settings import first_partition_day
+
+    delta = _resources()["delta"]
+    table = DeltaTable(delta.table_uri(RAW_USER_EVENTS), storage_options=delta.storage_options())
+    days = sorted(date.fromisoformat(p["event_date"]) for p in table.partitions())
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    days = [d for d in days if date.fromisoformat(first_partition_day()) <= d <= yesterday]
+    if not days:
+        _fail("raw_user_events holds no closed day yet")
+    click.echo(f"{days[0].isoformat()}...{days[-1].isoformat()}")
+
+
+# -- models --------------------------------------------------------------------------------------------------------
+@main.group()
+def models() -> None:
+    """Versioned ALS models: list them, promote one (also how to roll back)."""
+
+
+@models.command("list")
+def models_list() -> None:
+    registry = _resources()["models"].registry("als")
+    current = registry.current()
+    for version in registry.versions():
+        manifest = registry.manifest(version)
+        ndcg = {m: v.get("ndcg@10") for m, v in manifest["evaluation"]["metrics"].items()}
+        mark = "*" if version == current else " "
+        click.echo(f"{mark} {version}  nDCG@10 als {ndcg.get('als')} popularity {ndcg.get('popularity')}  "
+                   f"gate {'passed' if manifest['gate']['passed'] else 'failed'}")  # fmt: skip
+
+
+@models.command("promote")
+@click.argument("version")
+@click.option("--reason", default="promoted by hand", show_default=True)
+def models_promote(version: str, reason: str) -> None:
+    """Make VERSION the current model (rollback = promote an earlier version); rerun als_recommendations after."""
+    registry = _resources()["models"].registry("als")
+    try:
+        registry.promote(version, reason)
+    except ValueError as error:
+        _fail(str(error))
+    click.echo(f"current model: {registry.current()}")
+
+
+@main.command("evaluate")
+@click.option("--dataset", type=click.Choice(["movielens-100k"]), required=True)
+@click.option("--split", type=click.Choice(["test", "validation"]), default="test", show_default=True,
+              help="validation = a split of the training part (what tuning may look at)")  # fmt: skip
+@click.option("--rank", type=int, default=None)
+@click.option("--reg-param", type=float, default=None)
+@click.option("--alpha", type=float, default=None)
+@click.option("--max-iter", type=int, default=None)
+def evaluate(dataset: str, split: str, rank, reg_param, alpha, max_iter) -> None:
+    """Offline quality of the ALS model code on real data, beside published figures (needs Spark: starts it)."""
+    from pyspark.sql import SparkSession
+
+    from podrec_assets.models.als import AlsParams
+    from podrec_assets.models.movielens_eval import evaluate_movielens, report_lines
+    from podrec_assets.stack.local import LocalStack, ServiceError
+
+    overrides = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter}
+    params = AlsParams(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        LocalStack().up(["spark"], log=lambda m: click.echo(m))
+    except ServiceError as error:
+        _fail(str(error))
+    spark = SparkSession.builder.remote(_resources()["pyspark"].spark_config["spark.remote"]).getOrCreate()
+    click.echo(f"ALS parameters: {params.model_dump()}")
+    for line in report_lines(evaluate_movielens(spark, params, split), split):
+        click.echo(line)
 
 
 if __name__ == "__main__":

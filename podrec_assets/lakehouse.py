@@ -40,15 +40,15 @@ def read_delta(
     selection gives an empty DataFrame of that schema."""
     if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
         return spark.createDataFrame([], schema)
-    files = DeltaTable(uri, version=version, storage_options=storage_options).file_uris(partition_filters)
+    files = DeltaTable(uri, version=version, storage_options=storage_options).file_uris(file_pruning_predicate=partition_filters)
     if not files:
         return spark.createDataFrame([], schema)
     return spark.read.schema(schema).option("basePath", uri).parquet(*files)
 
 
 def date_filter(column: str, first: date, last: date) -> list[tuple]:
-    """delta-rs partition filters for `first <= column <= last`."""
-    return [(column, ">=", first.isoformat()), (column, "<=", last.isoformat())]
+    """delta-rs filters for `first <= column <= last` (file pruning and Arrow reads both take them)."""
+    return [(column, ">=", first), (column, "<=", last)]
 
 
 def replace_partitions(

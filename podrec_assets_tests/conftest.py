@@ -50,6 +50,34 @@ def stack(podrec_home):
     local.down(log=lambda _: None)
 
 
+@pytest.fixture(scope="session")
+def spark_remote(stack) -> str:
+    """One Spark Connect server for the whole session (or the external one SPARK_REMOTE names)."""
+    stack.up(["spark"], log=lambda _: None)
+    return os.environ["SPARK_REMOTE"]
+
+
+@pytest.fixture(scope="session")
+def spark(spark_remote):
+    from pyspark.sql import SparkSession
+
+    return SparkSession.builder.remote(spark_remote).getOrCreate()
+
+
+@pytest.fixture(scope="session")
+def pyspark_resource(spark_remote):
+    from dagster_pyspark import PySparkResource
+
+    return PySparkResource(spark_config={"spark.remote": spark_remote})
+
+
+@pytest.fixture
+def models(tmp_path):
+    from podrec_assets.resources import ModelStoreResource
+
+    return ModelStoreResource(root=str(tmp_path / "models"))
+
+
 @pytest.fixture
 def topic(stack) -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
@@ -57,7 +85,9 @@ def topic(stack) -> str:
 
 @pytest.fixture
 def kafka(topic) -> KafkaResource:
-    resource = KafkaResource(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], topic=topic, partitions=3)
+    resource = KafkaResource(
+        bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], topic=topic, partitions=3
+    )
     resource.ensure_topic()
     return resource
 

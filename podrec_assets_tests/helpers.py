@@ -9,12 +9,18 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from podrec_assets.ingestion.assets import open_sink
+from podrec_assets.ingestion.batch_validation import validate_batch
 from podrec_assets.ingestion.contract import make_v1_event
 from podrec_assets.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
-from podrec_assets.ingestion.tables import QUARANTINED_EVENTS, RAW_USER_EVENTS
+from podrec_assets.ingestion.tables import (
+    QUARANTINED_EVENTS,
+    RAW_USER_EVENTS,
+    RAW_USER_EVENTS_PARTITION_BY,
+    RAW_USER_EVENTS_SCHEMA,
+)
 from podrec_assets.resources import DeltaLakeResource, KafkaResource
 
 
@@ -65,3 +71,24 @@ def ingest_in_subprocess(kafka: KafkaResource, delta: DeltaLakeResource, extra_e
            "PODREC_DELTA_ROOT": delta.root, **(extra_env or {})}  # fmt: skip
     return subprocess.Popen([sys.executable, "-m", "podrec_assets.cli", "ingest", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def write_raw_events(delta: DeltaLakeResource, events: list[dict]) -> pa.Table:
+    """Validated events appended to raw_user_events directly (no Kafka), as ingestion would store them."""
+    validation = validate_batch([orjson.dumps(e) for e in events], datetime.now(UTC))
+    assert not validation.rejects, validation.rejects[:3]
+    n = validation.events.num_rows
+    rows = pa.Table.from_arrays(
+        [
+            *validation.events.columns,
+            pa.array(["test"] * n, pa.string()),
+            pa.array([0] * n, pa.int32()),
+            pa.array(range(n), pa.int64()),
+            pa.array([datetime.now(UTC)] * n, RAW_USER_EVENTS_SCHEMA.field("ingested_at").type),
+        ],
+        schema=RAW_USER_EVENTS_SCHEMA,
+    )
+    write_deltalake(
+        delta.table_uri(RAW_USER_EVENTS), rows, mode="append", partition_by=RAW_USER_EVENTS_PARTITION_BY
+    )
+    return rows

@@ -38,7 +38,14 @@ def mutations(seed: int, n: int) -> list[bytes]:
                 message[field] = rng.choice(ODD_VALUES)
         out.append(orjson.dumps(message))
     out += [raw if isinstance(raw, bytes) else orjson.dumps(raw) for raw in INVALID.values()]
-    out += [b"", b"{}", b'{"event_id": "a", "event_id": "b"}', b'{"a": 1} trailing', b"\xff\xfe", b'{"x": NaN}']
+    out += [
+        b"",
+        b"{}",
+        b'{"event_id": "a", "event_id": "b"}',
+        b'{"a": 1} trailing',
+        b"\xff\xfe",
+        b'{"x": NaN}',
+    ]
     rng.shuffle(out)
     return out
 
@@ -59,7 +66,9 @@ def test_fast_path_agrees_with_the_precise_validator(seed):
     expected_accepted, expected_rejected = precise(values)
     result = validate_batch(values, NOW)
     rows = result.events.to_pylist()
-    got_accepted = {i: tuple(row[f] for f in CANONICAL_FIELDS) for i, row in zip(result.event_indices, rows, strict=True)}
+    got_accepted = {
+        i: tuple(row[f] for f in CANONICAL_FIELDS) for i, row in zip(result.event_indices, rows, strict=True)
+    }
     assert got_accepted == expected_accepted
     assert {i: bad.code for i, bad in result.rejects} == expected_rejected
     assert 0 < len(expected_rejected) < len(values)

@@ -71,7 +71,11 @@ def test_seed000_message_is_accepted_unchanged():
 
 def test_seed003_message_maps_to_canonical_event():
     event = row(SEED003)
-    assert (event["event_type"], event["episode_id"], event["device"]) == ("complete", "41350250744", "android-7")
+    assert (event["event_type"], event["episode_id"], event["device"]) == (
+        "complete",
+        "41350250744",
+        "android-7",
+    )
     assert event["played_pct"] == 0.97 and event["position_sec"] == 3480.0
     assert event["source_format"] == "seed003"
 
@@ -87,7 +91,9 @@ def test_event_type_aliases(name, canonical):
 
 
 def test_non_content_events_are_kept_without_episode_and_account_metadata_is_dropped():
-    search = row({**SEED003, "event_type": "SearchQuery", "content_id": None, "metadata": {"query": "history"}})
+    search = row(
+        {**SEED003, "event_type": "SearchQuery", "content_id": None, "metadata": {"query": "history"}}
+    )
     assert search["episode_id"] is None and json.loads(search["metadata"]) == {"query": "history"}
     login = row({**SEED003, "event_type": "UserLogin", "content_id": None, "metadata": {"email": "a@b.c"}})
     assert login["event_type"] == "login" and login["metadata"] is None

@@ -69,7 +69,9 @@ def test_sigkill_at_any_point_neither_loses_nor_doubles(kafka, delta):
         kills.append((f"external+{extra_delay}s", _version(raw_uri)))
 
     assert len(kills) >= 3
-    assert len({version for _, version in kills}) == len(kills), f"kills did not land at different points: {kills}"
+    assert len({version for _, version in kills}) == len(kills), (
+        f"kills did not land at different points: {kills}"
+    )
     rows_after_kills = table(delta).num_rows
     assert 0 < rows_after_kills < len(expected_ids)
 

@@ -21,7 +21,10 @@ def evaluate_sensor(instance, kafka, delta):
 
 def test_definitions_load():
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {"raw_user_events", "quarantined_events"}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {
+        "raw_user_events",
+        "quarantined_events",
+    }
     assert defs.resolve_sensor_def("user_events_kafka_sensor")
 
 
@@ -41,7 +44,9 @@ def test_sensor_skips_without_new_data_and_requests_stable_runs_with_it(kafka, d
 
         produce(kafka, v1_events(5, prefix="more"))
         later = evaluate_sensor(instance, kafka, delta)
-        assert isinstance(later, RunRequest) and later.run_key != first.run_key and "start" not in later.run_key
+        assert (
+            isinstance(later, RunRequest) and later.run_key != first.run_key and "start" not in later.run_key
+        )
 
 
 def test_run_keys_and_retry_backoff():
@@ -49,7 +54,13 @@ def test_run_keys_and_retry_backoff():
     assert positions_key("t", positions) == "t@0:start,1:10"
     assert ingest_run_key("t", positions, 0) == "t@0:start,1:10"
     assert ingest_run_key("t", positions, 2) == "t@0:start,1:10#attempt3"
-    assert retry_wait_seconds(1) < retry_wait_seconds(2) < retry_wait_seconds(3) <= retry_wait_seconds(30) == 3600
+    assert (
+        retry_wait_seconds(1)
+        < retry_wait_seconds(2)
+        < retry_wait_seconds(3)
+        <= retry_wait_seconds(30)
+        == 3600
+    )
 
 
 def test_materialization_reports_counts_and_checks_pass(kafka, delta):

@@ -61,7 +61,9 @@ def test_rerun_ingests_nothing_and_resent_event_ids_are_dropped(kafka, delta):
     again = ingest(kafka, delta)
     assert (first.accepted, again.messages, again.accepted) == (200, 0, 0)
 
-    produce(kafka, events[:50] + v1_events(10, prefix="new") + events[:5])  # a replay and a retry, mixed with news
+    produce(
+        kafka, events[:50] + v1_events(10, prefix="new") + events[:5]
+    )  # a replay and a retry, mixed with news
     third = ingest(kafka, delta)
     assert (third.messages, third.accepted, third.duplicates) == (65, 10, 55)
     ids = table(delta)["event_id"].to_pylist()
@@ -160,7 +162,9 @@ def test_a_recreated_topic_is_read_from_its_start_and_nothing_lands_twice(kafka,
     kafka.ensure_topic()
     assert kafka.topic_id() != old_id
 
-    produce(kafka, v1_events(50)[:10] + v1_events(20, prefix="after-reset"))  # a replay of 10 old ones, 20 new
+    produce(
+        kafka, v1_events(50)[:10] + v1_events(20, prefix="after-reset")
+    )  # a replay of 10 old ones, 20 new
     report = ingest(kafka, delta)
     assert (report.accepted, report.duplicates) == (20, 10)
     assert table(delta).num_rows == 70

@@ -39,7 +39,10 @@ def test_generated_behaviour_follows_latent_tastes():
     for e in generate_events(users=300, seed=9, end=END):
         if e["event_type"] in ("complete", "like"):
             positive[e["user_id"]][catalog[e["episode_id"]].category] += 1
-    hits = sum(max(listeners[u].taste, key=listeners[u].taste.get) == c.most_common(1)[0][0] for u, c in positive.items())
+    hits = sum(
+        max(listeners[u].taste, key=listeners[u].taste.get) == c.most_common(1)[0][0]
+        for u, c in positive.items()
+    )
     assert hits / len(positive) > 0.6  # chance would be 1/8
 
 

@@ -43,7 +43,11 @@ def test_down_never_stops_a_process_it_did_not_start(tmp_path):
         run = tmp_path / "run"
         run.mkdir()
         # A PID file naming a live process that started at another time (a reused PID) must be ignored.
-        record = {"pid": stranger.pid, "start_ticks": _process_start_ticks(stranger.pid) + 1, "command": ["x"]}
+        record = {
+            "pid": stranger.pid,
+            "start_ticks": _process_start_ticks(stranger.pid) + 1,
+            "command": ["x"],
+        }
         (run / "kafka.json").write_text(json.dumps(record))
         LocalStack(tmp_path).down(log=lambda _: None)
         time.sleep(0.2)
@@ -96,7 +100,9 @@ COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 def test_compose_names_the_production_services():
     services = COMPOSE["services"]
     assert "apache/kafka" in services["kafka"]["image"]
-    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert (
+        services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    )  # KRaft, no ZooKeeper
     assert services["mongo"]["image"].startswith("mongo:")
     assert services["postgres"]["image"].startswith("postgres:")
     assert "dagster-webserver" in services["dagster-webserver"]["command"]

@@ -87,7 +87,7 @@ def read_days(
     if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
         return None
     table = DeltaTable(uri, version=version, storage_options=storage_options)
-    return table.to_pyarrow_table(partitions=date_filter("event_date", first, last), columns=columns)
+    return table.to_pyarrow_table(filters=date_filter("event_date", first, last), columns=columns)
 
 
 def aggregate_daily_engagement(events: DataFrame, weights: EventWeights) -> DataFrame:

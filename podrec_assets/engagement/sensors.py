@@ -17,9 +17,7 @@ from dagster import (
 from podrec_assets.engagement.assets import DAILY_PARTITIONS, daily_engagement
 from podrec_assets.ingestion.tables import RAW_USER_EVENTS
 
-daily_engagement_job = define_asset_job(
-    "daily_engagement_job", selection=[daily_engagement], partitions_def=DAILY_PARTITIONS
-)
+daily_engagement_job = define_asset_job("daily_engagement_job", selection=[daily_engagement])
 
 # 00:30 UTC: the day that just closed (ingestion has had half an hour to land its last events).
 daily_engagement_schedule = build_schedule_from_partitioned_job(

@@ -1,0 +1,127 @@
+"""als_model and als_recommendations on real Spark and Delta: versions, the quality gate, the never-recommend rule."""
+
+import hashlib
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from dagster import materialize
+from deltalake import DeltaTable
+
+from podrec_assets.engagement.assets import daily_engagement
+from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
+from podrec_assets.models.assets import als_model, als_recommendations
+from podrec_assets.models.checks import als_recommendations_checks
+from podrec_assets.models.recommend import ALS_RECOMMENDATIONS
+from podrec_assets.producers.synthetic import generate_events
+from podrec_assets_tests.helpers import write_raw_events
+
+END = datetime(2026, 3, 20, 22, tzinfo=UTC)
+DAYS = 12
+
+
+def listening(shuffle_before: datetime | None = None) -> list[dict]:
+    """Synthetic listeners with latent tastes; with `shuffle_before`, every older event is given to a random other
+    listener, so the history a model learns from says nothing about anyone (popularity survives shuffling)."""
+    events = list(generate_events(users=120, days=DAYS, sessions_per_user=14, seed=11, end=END))
+    if shuffle_before:
+        users = sorted({e["user_id"] for e in events})
+        rng = random.Random(5)
+        for e in events:
+            if datetime.fromisoformat(e["ts"]) < shuffle_before:
+                e["user_id"] = rng.choice(users)
+    return events
+
+
+def build_engagement(delta, resources, events):
+    write_raw_events(delta, events)
+    first, last = (END - timedelta(days=DAYS)).date(), END.date()
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
+    assert materialize([daily_engagement], tags=tags, resources=resources).success
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def resources(delta, pyspark_resource, models):
+    return {"delta": delta, "pyspark": pyspark_resource, "models": models}
+
+
+def test_each_run_writes_a_new_version_and_never_touches_an_old_one(delta, resources, models):
+    build_engagement(delta, resources, listening())
+    registry = models.registry("als")
+
+    first = materialize([als_model], resources=resources)
+    (v1,) = registry.versions()
+    assert registry.current() == v1  # synthetic tastes: ALS beats popularity
+    before = snapshot(registry.path(v1))
+    assert {"manifest.json", "user_ids.parquet", "episode_ids.parquet"} <= set(before)
+    assert any(name.startswith("spark_model/") for name in before)
+    metadata = first.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["als_ndcg@10"].value > metadata["popularity_ndcg@10"].value
+
+    materialize([als_model], resources=resources)
+    v1_again, v2 = registry.versions()
+    assert v1_again == v1 and v2 != v1 and registry.current() == v2
+    assert snapshot(registry.path(v1)) == before
+    manifest = registry.manifest(v2)
+    assert manifest["params"]["rank"] == 64 and manifest["gate"]["passed"]
+    assert (
+        manifest["training_data"]["daily_engagement_version"]
+        == DeltaTable(delta.table_uri(DAILY_ENGAGEMENT)).version()
+    )
+    assert set(manifest["evaluation"]["metrics"]["als"]) == {"precision@10", "recall@10", "ndcg@10", "map@10"}
+
+    registry.promote(v1, reason="rollback in a test")  # rollback is one step
+    assert registry.current() == v1
+
+
+def test_quality_gate_keeps_a_model_worse_than_popularity_out(delta, resources, models):
+    build_engagement(delta, resources, listening(shuffle_before=END - timedelta(days=3)))
+    registry = models.registry("als")
+    result = materialize([als_model, als_recommendations, *als_recommendations_checks], resources=resources,
+                         raise_on_error=False)  # fmt: skip
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "beats_popularity"]
+    assert not check.passed, check.metadata
+    assert len(registry.versions()) == 1 and registry.current() is None  # written, kept, not promoted
+    assert not registry.manifest(registry.versions()[0])["gate"]["passed"]
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"als_model"}  # the blocking check stopped als_recommendations
+
+
+def test_recommendations_never_include_heard_or_skipped_episodes(delta, resources, models):
+    build_engagement(delta, resources, listening())
+    result = materialize([als_model, als_recommendations, *als_recommendations_checks], resources=resources)
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+    recommendations = DeltaTable(delta.table_uri(ALS_RECOMMENDATIONS)).to_pyarrow_table()
+    engagement = DeltaTable(delta.table_uri(DAILY_ENGAGEMENT)).to_pyarrow_table()
+    negative = engagement.filter(pa.compute.less(engagement.column("weight_sum"), 0))
+    assert negative.num_rows > 20  # skips and low ratings are there to be excluded
+    engaged = set(
+        zip(
+            engagement.column("user_id").to_pylist(), engagement.column("episode_id").to_pylist(), strict=True
+        )
+    )
+    recommended = set(
+        zip(
+            recommendations.column("user_id").to_pylist(),
+            recommendations.column("episode_id").to_pylist(),
+            strict=True,
+        )
+    )
+    assert recommended and not recommended & engaged
+    per_user = recommendations.group_by("user_id").aggregate([("rank", "max")]).column("rank_max").to_pylist()
+    assert set(per_user) == {20}
+    assert set(recommendations.column("model_version").to_pylist()) == {models.registry("als").current()}
