@@ -32,7 +32,8 @@ def main() -> None:
     args = parser.parse_args()
 
     with local_services(["kafka"]):
-        from podrec_assets.ingestion.kafka_to_delta import DeltaEventSink, IngestLimits, ingest_pending
+        from podrec_assets.ingestion.delta_sink import DeltaEventSink
+        from podrec_assets.ingestion.kafka_to_delta import IngestLimits, ingest_pending
         from podrec_assets.producers.kafka_send import send_messages
         from podrec_assets.producers.synthetic import generate_events
         from podrec_assets.resources import build_resources
