@@ -31,6 +31,7 @@ from podrec_assets.ingestion.tables import (
     stored_positions,
 )
 
+
 def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None, storage_options=None) -> DeltaTable:
     if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
         try:
