@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import statistics
 import tempfile
@@ -36,6 +37,22 @@ def local_services(roles: list[str]):
         yield home
     finally:
         stack.down(log=lambda m: None)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (a commit worker, say)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def machine_cpu_seconds() -> float | None:
+    """CPU time every process on the machine has used since boot (Linux /proc/stat), None where unknown."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(t) for t in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
 def best_of(rounds: int, measure: Callable[[], float]) -> list[float]:
