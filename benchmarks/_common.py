@@ -7,6 +7,7 @@ import resource
 import socket
 import statistics
 import tempfile
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +41,12 @@ def local_services(roles: list[str]):
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and of its children that have ended (a commit worker, say)."""
+    """CPU time of this process and of its children that have ended and been reaped (a commit worker, say)."""
+    from podrec_assets.ingestion.commit_worker import REAPER_THREAD
+
+    for thread in threading.enumerate():  # commit workers are reaped in the background once their work is done
+        if thread.name == REAPER_THREAD:
+            thread.join()
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 PARENT_PID_ENV = "PODREC_COMMIT_WORKER_PARENT"
 _LENGTH = struct.Struct("<Q")
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+REAPER_THREAD = "commit-worker-reap"  # waits for a worker that has finished to exit
 # The poller is the bottleneck and the worker has time to spare: when the cores are all busy, the CPU should go to
 # polling (and to a local broker) first. On 2 idle cores the benchmark ratio was as good or better at 10 than at 0.
 WORKER_NICENESS = 10
@@ -110,7 +111,7 @@ class CommitWorker:
         self._sender.join()
         self._process.stdout.close()
         if exc_type is None:  # it exits by itself; its teardown takes ~20 ms, so reap it meanwhile
-            threading.Thread(target=self._process.wait, name="commit-worker-reap", daemon=True).start()
+            threading.Thread(target=self._process.wait, name=REAPER_THREAD, daemon=True).start()
         else:
             self._process.wait()
 
