@@ -156,7 +156,7 @@ class CommitWorker:
             reply = _read_frame(self._process.stdout)
         if reply is None:
             status = self._process.wait()
-            return CommitWorkerError(f"commit worker exited with status {status} without saying why")
+            return CommitWorkerError(f"commit worker exited with status {status} without saying why (see its stderr)")
         remote_traceback, pickled = reply[1]
         cause = CommitWorkerError(f"commit worker failed:\n{remote_traceback}")
         try:
