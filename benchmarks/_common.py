@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import statistics
 import tempfile
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +38,27 @@ def local_services(roles: list[str]):
         yield home
     finally:
         stack.down(log=lambda m: None)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended and been reaped (a commit worker, say)."""
+    from podrec_assets.ingestion.commit_worker import REAPER_THREAD
+
+    for thread in threading.enumerate():  # commit workers are reaped in the background once their work is done
+        if thread.name == REAPER_THREAD:
+            thread.join()
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def machine_cpu_seconds() -> float | None:
+    """CPU time every process on the machine has used since boot (Linux /proc/stat), None where unknown."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(t) for t in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
 def best_of(rounds: int, measure: Callable[[], float]) -> list[float]:

@@ -9,7 +9,8 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from podrec_assets.ingestion.assets import open_sink
-from podrec_assets.ingestion.kafka_to_delta import assign_at, build_batch, pending_partitions, read_positions
+from podrec_assets.ingestion.delta_sink import Messages, build_batch
+from podrec_assets.ingestion.kafka_to_delta import assign_at, pending_partitions, read_positions
 from podrec_assets.ingestion.tables import RAW_USER_EVENTS, RAW_USER_EVENTS_SCHEMA
 from podrec_assets_tests.helpers import (
     ingest,
@@ -96,14 +97,13 @@ def test_two_writers_racing_on_the_same_positions_cannot_both_commit(kafka, delt
     produce(kafka, v1_events(20))
     first, second = open_sink(delta, kafka), open_sink(delta, kafka)
     consumer = kafka.consumer()
-    records = []
+    messages = []
     assign_at(consumer, kafka.topic, {p: None for p in range(3)})
-    while len(records) < 20:
-        for batch in consumer.poll(timeout_ms=2000).values():
-            records.extend(batch)
+    while sum(len(m.offsets) for m in messages) < 20:
+        messages += [Messages.from_records(tp.partition, rs) for tp, rs in consumer.poll(timeout_ms=2000).items()]
     consumer.close()
     now = datetime.now(UTC)
-    b1, b2 = build_batch(records, first, {}, now), build_batch(records, second, {}, now)
+    b1, b2 = build_batch(messages, first, {}, now), build_batch(messages, second, {}, now)
     first.commit(b1.events, b1.rejects, b1.next_offsets)
     with pytest.raises(CommitFailedError):
         second.commit(b2.events, b2.rejects, b2.next_offsets)

@@ -12,7 +12,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from podrec_assets.ingestion.kafka_to_delta import DeltaEventSink, IngestLimits, IngestReport, ingest_pending
+from podrec_assets.ingestion.delta_sink import DeltaEventSink
+from podrec_assets.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
 from podrec_assets.ingestion.tables import QUARANTINED_EVENTS, RAW_USER_EVENTS
 from podrec_assets.resources import DeltaLakeResource, KafkaResource
 
