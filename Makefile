@@ -49,7 +49,12 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/podrec services up
 	$(BIN)/podrec events generate --users 300 --days 14
 	$(BIN)/podrec events send demo/bad_events.jsonl
-	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select '*'
+	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select raw_user_events,quarantined_events
+	# every closed day with events, as one run (a day is a partition once it has ended, UTC)
+	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select daily_engagement \
+		--partition-range "$$($(BIN)/podrec event-days)"
+	# a new model version, promoted only if it beats popularity on nDCG@10; then its top-20 lists
+	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select als_model,als_recommendations
 	@echo
 	$(BIN)/podrec summary
 	@echo
@@ -68,6 +73,8 @@ test-fast: install
 
 bench: install
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/engagement.py
+	$(BIN)/python benchmarks/als.py
 
 lint: install
 	$(BIN)/ruff check podrec_assets podrec_assets_tests benchmarks

@@ -1,0 +1,65 @@
+"""Pure unit tests: top-N scoring with exclusions, the promotion rule, and the model registry on disk."""
+
+import numpy as np
+import pytest
+
+from podrec_assets.models.als import Factors
+from podrec_assets.models.assets import gate
+from podrec_assets.models.ranking import pair_matrix, popularity, rank_with_factors, top_n
+from podrec_assets.models.registry import ModelRegistry, read_ids, write_ids
+
+
+def test_top_n_orders_by_score_skips_excluded_and_pads():
+    users = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    items = np.array([[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0]], dtype=np.float32)
+    exclude = pair_matrix(np.array([0, 1, 1, 1]), np.array([0, 3, 2, 1]), (2, 4))
+    best, scores = top_n(users, items, exclude, 3)
+    assert best[0].tolist() == [1, 2, 3] and scores[0].tolist() == [2.0, 1.0, 0.0]
+    assert best[1].tolist() == [0, -1, -1] and np.isnan(scores[1][1:]).all()  # only one item left for user 1
+
+
+def test_top_n_breaks_ties_by_item_index_and_handles_short_catalogs():
+    best, _ = top_n(np.ones((1, 1), np.float32), np.ones((5, 1), np.float32), pair_matrix([], [], (1, 5)), 3)
+    assert best[0].tolist() == [0, 1, 2]
+    best, _ = top_n(np.ones((1, 1), np.float32), np.ones((2, 1), np.float32), pair_matrix([], [], (1, 2)), 4)
+    assert best[0].tolist() == [0, 1, -1, -1]
+
+
+def test_rank_with_factors_only_ranks_items_the_model_knows():
+    items = Factors(ids=np.array([2, 0]), vectors=np.array([[1.0], [5.0]], dtype=np.float32))
+    best, scores = rank_with_factors(np.ones((1, 1), np.float32), items, pair_matrix([], [], (1, 3)), 3)
+    assert best[0].tolist() == [0, 2, -1] and scores[0][:2].tolist() == [5.0, 1.0]
+
+
+def test_popularity_counts_pairs_per_item():
+    assert popularity(np.array([2, 2, 0]), 4).ravel().tolist() == [1.0, 0.0, 2.0, 0.0]
+
+
+def test_gate_needs_a_better_ndcg_and_enough_users():
+    assert gate(0.3, 0.2, 50, 10)[0]
+    assert not gate(0.2, 0.2, 50, 10)[0]
+    passed, verdict = gate(0.9, 0.1, 3, 10)
+    assert not passed and "only 3 users" in verdict
+
+
+def test_registry_versions_are_never_overwritten_and_promotion_is_logged(tmp_path):
+    registry = ModelRegistry(tmp_path, "als")
+    version = registry.new_version("0123abcd-ffff")
+    staged = registry.staging(version)
+    write_ids(staged / "user_ids.parquet", "user_id", ["b", "a"])
+    registry.publish(version, {"version": version})
+    assert registry.versions() == [version] and registry.current() is None
+    assert read_ids(registry.path(version) / "user_ids.parquet", "user_id") == ["b", "a"]
+
+    registry.staging(version)
+    with pytest.raises(FileExistsError):
+        registry.publish(version, {"version": version})
+    with pytest.raises(ValueError):
+        registry.promote("20990101T000000Z-nothere", "no such version")
+
+    leftover = registry.staging("20000101T000000Z-crashed0")  # a run that died before publishing
+    assert leftover.name.startswith(".") and "20000101T000000Z-crashed0" not in registry.versions()
+
+    registry.promote(version, "test")
+    assert registry.current() == version
+    assert '"reason": "test"' in (registry.folder / "promotions.jsonl").read_text()
