@@ -36,6 +36,7 @@ def main() -> None:
     with local_services(["spark"]) as home:
         import numpy as np
         from dagster import materialize
+        from pyspark.sql import SparkSession
         from pyspark.sql import functions as F
         from scipy import sparse
 
@@ -70,7 +71,7 @@ def main() -> None:
 
         config = AlsTrainingConfig()
         params: AlsParams = config.params
-        spark = spark_resource.spark_session
+        spark = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).getOrCreate()
         uri = delta.table_uri(DAILY_ENGAGEMENT)
         indexed, _ = index_ids(
             load_interactions(spark, uri, *engagement_window(uri, config.window_days), None)

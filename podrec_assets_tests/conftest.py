@@ -61,11 +61,13 @@ def spark_remote(stack) -> str:
 def spark(spark_remote):
     from pyspark.sql import SparkSession
 
-    return SparkSession.builder.remote(spark_remote).getOrCreate()
+    session = SparkSession.builder.remote(spark_remote).getOrCreate()
+    yield session
+    session.stop()  # before the server stops: an open client retries a stopped server for minutes at exit
 
 
 @pytest.fixture(scope="session")
-def pyspark_resource(spark_remote):
+def pyspark_resource(spark_remote, spark):  # shares (and is torn down with) the session above
     from dagster_pyspark import PySparkResource
 
     return PySparkResource(spark_config={"spark.remote": spark_remote})
