@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import Config
 from pydantic import Field
 from pyspark.ml.feature import StringIndexer
@@ -118,6 +120,19 @@ class Factors:
         out = np.zeros((size, self.vectors.shape[1]), dtype=np.float32)
         out[self.ids] = self.vectors
         return out
+
+
+def write_factors(path, factors: Factors) -> None:
+    """Factors as Parquet (index, vector): with the id mappings, all a version needs to score (no Spark)."""
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(factors.vectors.ravel(), pa.float32()), factors.vectors.shape[1])
+    pq.write_table(pa.table({"idx": pa.array(factors.ids, pa.int32()), "vector": vectors}), path)
+
+
+def read_factors(path) -> Factors:
+    table = pq.read_table(path)
+    vectors = table.column("vector").combine_chunks()
+    flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    return Factors(table.column("idx").to_numpy().astype(np.int64), flat.reshape(len(table), vectors.type.list_size))
 
 
 def model_factors(model: ALSModel) -> tuple[Factors, Factors]:

@@ -126,6 +126,7 @@ def als_model(
     if passed:
         registry.promote(version, reason=verdict)
     context.log.info(f"model {version}: {verdict}; current model: {registry.current()}")
+    context.log.info("phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in evaluation.timings.items()))
 
     yield MaterializeResult(
         metadata={
@@ -142,6 +143,7 @@ def als_model(
             "window": MetadataValue.json([d.isoformat() for d in window]),
             "daily_engagement_version": data_version,
             "params": MetadataValue.json(config.params.model_dump()),
+            "phase_seconds": MetadataValue.json({k: round(v, 2) for k, v in evaluation.timings.items()}),
         },
         check_results=[
             AssetCheckResult(
@@ -166,15 +168,13 @@ class AlsRecommendationsConfig(Config):
     name=ALS_RECOMMENDATIONS,
     deps=[ALS_MODEL],
     group_name=MODELS_GROUP,
-    kinds={"spark", "delta"},
-    pool="spark",
+    kinds={"delta"},
     description="Top-N episodes per user from the CURRENT ALS model; no episode the user ever engaged with "
     "(heard, skipped, rated) is included. Replaced as a whole on each run.",
 )
 def als_recommendations(
     context: AssetExecutionContext,
     config: AlsRecommendationsConfig,
-    pyspark: PySparkResource,
     delta: DeltaLakeResource,
     models: ModelStoreResource,
 ) -> MaterializeResult:
@@ -185,9 +185,7 @@ def als_recommendations(
     options = delta.storage_options()
     engagement = DeltaTable(delta.table_uri(DAILY_ENGAGEMENT), storage_options=options)
     engaged = engagement.to_pyarrow_table(columns=["user_id", "episode_id"])
-    recommendations = recommend_all_users(
-        pyspark.spark_session, registry.path(version), version, engaged, config.top_n, datetime.now(UTC)
-    )
+    recommendations = recommend_all_users(registry.path(version), version, engaged, config.top_n, datetime.now(UTC))
     uri = delta.table_uri(ALS_RECOMMENDATIONS)
     write_deltalake(uri, recommendations, mode="overwrite", schema_mode="overwrite", storage_options=options)
     return MaterializeResult(

@@ -3,6 +3,7 @@ computed by Spark's `RankingEvaluator`, for the model and for a popularity basel
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +14,15 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
 
-from podrec_assets.models.als import EPISODE_IDX, USER_IDX, AlsParams, fit_als, model_factors, training_rows
+from podrec_assets.models.als import (
+    EPISODE_IDX,
+    USER_IDX,
+    AlsParams,
+    Factors,
+    fit_als,
+    model_factors,
+    training_rows,
+)
 from podrec_assets.models.ranking import pair_matrix, popularity, rank_with_factors, top_n
 
 # RankingEvaluator's metric names → the names podrec reports.
@@ -60,7 +69,9 @@ class Evaluation:
     users_evaluated: int
     train_pairs: int
     held_out_pairs: int
-    notes: list[str] = field(default_factory=list)
+    user_factors: Factors | None = None
+    item_factors: Factors | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, shown as asset metadata
 
     @property
     def ndcg(self) -> tuple[float, float]:
@@ -97,14 +108,22 @@ def fit_and_evaluate(
 
     Only users with a positive training pair are evaluated: neither model can place a user it has never seen
     (those users get popular episodes in serving). `catalog` is (number of users, number of episodes)."""
-    rows = split.select(USER_IDX, EPISODE_IDX, "engagement", "held_out").toArrow()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    # Materialize the split once on the server: the driver's copy and the ALS input both read it.
+    split = split.select(USER_IDX, EPISODE_IDX, "engagement", "held_out").localCheckpoint(eager=True)
+    rows = split.toArrow()
+    timings["prepare_s"] = time.perf_counter() - started
     user = rows.column(USER_IDX).to_numpy()
     item = rows.column(EPISODE_IDX).to_numpy()
     engagement = rows.column("engagement").to_numpy()
     held_out = rows.column("held_out").to_numpy(zero_copy_only=False)
     train, positive = ~held_out, engagement > 0
 
+    started = time.perf_counter()
     model = fit_als(training_rows(split.where(~F.col("held_out")), params.negative_feedback), params)
+    timings["fit_s"] = time.perf_counter() - started
+    started = time.perf_counter()
     user_factors, item_factors = model_factors(model)
 
     known_users = np.unique(user[train & positive])
@@ -120,8 +139,12 @@ def fit_and_evaluate(
     def lists(items: np.ndarray) -> list[list[int]]:
         return [[int(i) for i in row if i >= 0] for row in items]
 
+    timings["rank_s"] = time.perf_counter() - started
+    started = time.perf_counter()
     metrics = {
         "als": ranking_metrics(spark, lists(als_items), labels, k),
         "popularity": ranking_metrics(spark, lists(pop_items), labels, k),
     }
-    return Evaluation(model, metrics, len(test_users), int(train.sum()), int(held_out.sum()))
+    timings["metrics_s"] = time.perf_counter() - started
+    return Evaluation(model, metrics, len(test_users), int(train.sum()), int(held_out.sum()), user_factors,
+                      item_factors, timings)  # fmt: skip

@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark.ml.recommendation import ALSModel
-from pyspark.sql import SparkSession
 
-from podrec_assets.models.als import model_factors
+from podrec_assets.models.als import read_factors
 from podrec_assets.models.ranking import pair_matrix, rank_with_factors
 from podrec_assets.models.registry import read_ids
 
@@ -29,15 +27,13 @@ ALS_RECOMMENDATIONS_SCHEMA = pa.schema(
 )
 
 
-def recommend_all_users(
-    spark: SparkSession, model_dir: Path, version: str, engaged: pa.Table, n: int, now: datetime
-) -> pa.Table:
+def recommend_all_users(model_dir: Path, version: str, engaged: pa.Table, n: int, now: datetime) -> pa.Table:
     """Top-`n` episodes for every user the model knows. `engaged` (user_id, episode_id) holds every pair with any
     engagement in the whole history — heard, skipped, rated: none of them is recommended."""
-    model = ALSModel.load(str(model_dir / "spark_model"))
     user_ids = read_ids(model_dir / "user_ids.parquet", "user_id")
     episode_ids = read_ids(model_dir / "episode_ids.parquet", "episode_id")
-    users, episodes = model_factors(model)
+    users = read_factors(model_dir / "user_factors.parquet")
+    episodes = read_factors(model_dir / "item_factors.parquet")
 
     # Engaged pairs in the model's index space; episodes or users the model does not know cannot be recommended.
     user_codes = pd.Categorical(engaged.column("user_id").to_pandas(), categories=user_ids).codes

@@ -1,7 +1,8 @@
 """Versioned models on disk: every training run writes a new folder, none is ever overwritten, and a `CURRENT` file
 names the promoted one.
 
-    <root>/als/<version>/        spark_model/, user_ids.parquet, episode_ids.parquet, manifest.json
+    <root>/als/<version>/        user_factors.parquet, item_factors.parquet, user_ids.parquet, episode_ids.parquet,
+                                 manifest.json (params, metrics, training data versions, gate verdict)
     <root>/als/CURRENT           the promoted version (replaced atomically)
     <root>/als/promotions.jsonl  every promotion and rollback, appended
 

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT_SPARK_SCHEMA, WEIGHT_DECIMALS
 from podrec_assets.lakehouse import date_filter, read_delta
-from podrec_assets.models.als import IdMapping
+from podrec_assets.models.als import IdMapping, write_factors
 from podrec_assets.models.evaluation import Evaluation
 from podrec_assets.models.registry import ModelRegistry, write_ids
 
@@ -54,7 +54,9 @@ def save_version(
 ) -> Path:
     """Model, id mappings and manifest (params, metrics, data versions) into a new, never-overwritten folder."""
     staged = registry.staging(version)
-    evaluation.model.write().save(str(staged / "spark_model"))  # written by the Spark server: shared storage
+    # The factors the run already fetched to rank: a version can score without Spark (and without shared storage).
+    write_factors(staged / "user_factors.parquet", evaluation.user_factors)
+    write_factors(staged / "item_factors.parquet", evaluation.item_factors)
     write_ids(staged / "user_ids.parquet", "user_id", ids.user_ids)
     write_ids(staged / "episode_ids.parquet", "episode_id", ids.episode_ids)
     return registry.publish(version, manifest)
