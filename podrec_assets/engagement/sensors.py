@@ -21,7 +21,11 @@ daily_engagement_job = define_asset_job("daily_engagement_job", selection=[daily
 
 # 00:30 UTC: the day that just closed (ingestion has had half an hour to land its last events).
 daily_engagement_schedule = build_schedule_from_partitioned_job(
-    daily_engagement_job, hour_of_day=0, minute_of_hour=30, default_status=DefaultScheduleStatus.RUNNING
+    daily_engagement_job,
+    name="daily_engagement_schedule",
+    hour_of_day=0,
+    minute_of_hour=30,
+    default_status=DefaultScheduleStatus.RUNNING,
 )
 
 

@@ -8,6 +8,7 @@ als_training_job = define_asset_job("als_training_job", selection=[als_model, al
 
 # The blocking beats_popularity check stops als_recommendations when the new model is not promoted.
 als_training_schedule = ScheduleDefinition(
+    name="als_training_schedule",
     job=als_training_job,
     cron_schedule="0 2 * * *",
     execution_timezone="UTC",
