@@ -84,7 +84,9 @@ def als_model(
         raise Failure("daily_engagement has no data yet: materialize some of its partitions first")
     spark = pyspark.spark_session
 
-    indexed, ids = index_ids(load_interactions(spark, uri, *window, data_version, options))
+    # Computed once on the server: the id indexer's fit and the split both read it.
+    interactions = load_interactions(spark, uri, *window, data_version, options).localCheckpoint(eager=True)
+    indexed, ids = index_ids(interactions)
     split = temporal_holdout(indexed, config.holdout_fraction, config.min_user_pairs)
     evaluation = fit_and_evaluate(
         spark, split, (len(ids.user_ids), len(ids.episode_ids)), config.params, config.k
@@ -93,7 +95,7 @@ def als_model(
     passed, verdict = gate(ndcg, ndcg_popularity, evaluation.users_evaluated, config.min_users_evaluated)
 
     registry = models.registry("als")
-    version = registry.new_version(context.run_id)
+    version = registry.new_version(context.run.run_id)
     path = save_version(
         registry,
         version,
@@ -102,7 +104,7 @@ def als_model(
         manifest={
             "version": version,
             "created_at": datetime.now(UTC).isoformat(),
-            "dagster_run_id": context.run_id,
+            "dagster_run_id": context.run.run_id,
             "params": config.params.model_dump(),
             "evaluation": {
                 "protocol": "temporal hold-out",
