@@ -48,7 +48,7 @@ def main() -> None:
         from podrec_assets.models.training import engagement_window, load_interactions
         from podrec_assets.producers.movielens import load_ratings, replay_events
         from podrec_assets.resources import DeltaLakeResource, ModelStoreResource, build_resources
-        from podrec_assets_tests.helpers import write_raw_events
+        from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
 
         ratings = load_ratings()
         span = max(r.timestamp for r in ratings) - min(r.timestamp for r in ratings)
@@ -61,11 +61,7 @@ def main() -> None:
             "pyspark": spark_resource,
             "models": ModelStoreResource(root=str(home / "models")),
         }
-        first = (END - timedelta(days=DAYS)).date().isoformat()
-        tags = {
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": END.date().isoformat(),
-        }
+        tags = partition_range_tags((END - timedelta(days=DAYS)).date(), END.date())
         assert materialize([daily_engagement], tags=tags, resources=resources).success
         print(f"{len(events):,} rate events over {DAYS} days aggregated into daily_engagement")
 

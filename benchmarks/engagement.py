@@ -34,38 +34,25 @@ def main() -> None:
     args = parser.parse_args()
 
     with local_services(["spark"]):
-        import orjson
-        import pyarrow as pa
         from dagster import materialize
-        from deltalake import write_deltalake
 
         from podrec_assets.engagement.assets import daily_engagement
-        from podrec_assets.ingestion.batch_validation import validate_batch
-        from podrec_assets.ingestion.tables import (
-            RAW_USER_EVENTS,
-            RAW_USER_EVENTS_PARTITION_BY,
-            RAW_USER_EVENTS_SCHEMA,
-        )
         from podrec_assets.producers.synthetic import generate_events
         from podrec_assets.resources import DeltaLakeResource, build_resources
+        from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
 
         template = list(generate_events(users=max(50, args.events_per_day // 60), days=1, seed=3,
                                         end=datetime(2026, 1, 1, 23, tzinfo=UTC)))[: args.events_per_day]  # fmt: skip
 
-        def day_rows(day: date) -> pa.Table:
+        def day_events(day: date) -> list[dict]:
+            """The template's events moved onto `day` (those that stay within it), with ids of their own."""
             shift = datetime.combine(day, datetime.min.time(), UTC) - datetime(2026, 1, 1, tzinfo=UTC)
-            events = []
-            for e in template:
-                ts = datetime.fromisoformat(e["ts"]) + shift
-                if ts.date() == day:
-                    events.append({**e, "event_id": f"{e['event_id']}-{day}", "ts": ts.isoformat()})
-            validation = validate_batch([orjson.dumps(e) for e in events], datetime.now(UTC))
-            n = validation.events.num_rows
-            return pa.Table.from_arrays(
-                [*validation.events.columns, pa.array(["bench"] * n), pa.array([0] * n, pa.int32()),
-                 pa.array(range(n), pa.int64()), pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC"))],
-                schema=RAW_USER_EVENTS_SCHEMA,
-            )  # fmt: skip
+            moved = ({**e, "ts": (datetime.fromisoformat(e["ts"]) + shift).isoformat()} for e in template)
+            return [
+                {**e, "event_id": f"{e['event_id']}-{day}"}
+                for e in moved
+                if e["ts"].startswith(day.isoformat())
+            ]
 
         resources = build_resources(resolved=True)
         roots = {}
@@ -73,16 +60,12 @@ def main() -> None:
             delta = DeltaLakeResource(root=tempfile.mkdtemp(prefix=f"bench-eng-{history}-"))
             days = [NEW_DAY - timedelta(days=d) for d in range(history, -1, -1)]
             for day in days:
-                write_deltalake(delta.table_uri(RAW_USER_EVENTS), day_rows(day), mode="append",
-                                partition_by=RAW_USER_EVENTS_PARTITION_BY)  # fmt: skip
-            tags = {"dagster/asset_partition_range_start": days[0].isoformat(),
-                    "dagster/asset_partition_range_end": days[-2].isoformat()}  # fmt: skip
+                write_raw_events(delta, day_events(day))
             run = {"delta": delta, "pyspark": resources["pyspark"]}
-            assert materialize([daily_engagement], tags=tags, resources=run).success  # history, untimed
+            history_tags = partition_range_tags(days[0], days[-2])
+            assert materialize([daily_engagement], tags=history_tags, resources=run).success  # untimed
             roots[history] = run
-            print(
-                f"{history} day(s) of history: {len(days) - 1} days x ~{day_rows(NEW_DAY).num_rows:,} events"
-            )
+            print(f"{history} day(s) of history: {len(days) - 1} days x ~{len(day_events(NEW_DAY)):,} events")
 
         def new_day(run: dict) -> float:
             started = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pyarrow as pa
@@ -92,3 +92,12 @@ def write_raw_events(delta: DeltaLakeResource, events: list[dict]) -> pa.Table:
         delta.table_uri(RAW_USER_EVENTS), rows, mode="append", partition_by=RAW_USER_EVENTS_PARTITION_BY
     )
     return rows
+
+
+def partition_range_tags(first: date, last: date) -> dict[str, str]:
+    """Run tags that make `materialize` run a range of daily partitions as one run (a single-run backfill), as
+    `dagster asset materialize --partition-range` does."""
+    return {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }

@@ -13,7 +13,7 @@ from podrec_assets.engagement.sensors import late_events_sensor
 from podrec_assets.engagement.weights import EventWeights
 from podrec_assets.ingestion.assets import user_event_tables
 from podrec_assets.ingestion.contract import make_v1_event
-from podrec_assets_tests.helpers import produce, write_raw_events
+from podrec_assets_tests.helpers import partition_range_tags, produce, write_raw_events
 
 DAY = date(2026, 3, 14)
 NOON = datetime(2026, 3, 14, 12, tzinfo=UTC)
@@ -39,15 +39,10 @@ def engagement_rows(delta) -> dict[tuple[str, str, date], dict]:
 
 def run_days(first: date, last: date | None, resources: dict, instance=None, config: dict | None = None):
     last = last or first
-    # a range runs as one run (BackfillPolicy.single_run), as `dagster asset materialize --partition-range` does
-    tags = {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": last.isoformat(),
-    }
     result = materialize(
         [daily_engagement],
         partition_key=first.isoformat() if first == last else None,
-        tags=tags if first != last else None,
+        tags=partition_range_tags(first, last) if first != last else None,
         resources=resources,
         instance=instance,
         run_config={"ops": {DAILY_ENGAGEMENT: {"config": config}}} if config else None,

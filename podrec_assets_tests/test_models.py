@@ -16,7 +16,7 @@ from podrec_assets.models.assets import als_model, als_recommendations
 from podrec_assets.models.checks import als_recommendations_checks
 from podrec_assets.models.recommend import ALS_RECOMMENDATIONS
 from podrec_assets.producers.synthetic import generate_events
-from podrec_assets_tests.helpers import write_raw_events
+from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
 
 END = datetime(2026, 3, 20, 22, tzinfo=UTC)
 DAYS = 12
@@ -38,11 +38,7 @@ def listening(shuffle_before: datetime | None = None) -> list[dict]:
 def build_engagement(delta, resources, events):
     write_raw_events(delta, events)
     first, last = (END - timedelta(days=DAYS)).date(), END.date()
-    tags = {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": last.isoformat(),
-    }
-    assert materialize([daily_engagement], tags=tags, resources=resources).success
+    assert materialize([daily_engagement], tags=partition_range_tags(first, last), resources=resources).success
 
 
 def snapshot(folder: Path) -> dict[str, str]:

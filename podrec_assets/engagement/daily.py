@@ -11,18 +11,10 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    ByteType,
-    DateType,
-    DoubleType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from podrec_assets.engagement.weights import EventWeights
+from podrec_assets.ingestion.tables import RAW_USER_EVENTS_SCHEMA
 from podrec_assets.lakehouse import date_filter, read_delta
 
 DAILY_ENGAGEMENT = "daily_engagement"
@@ -38,30 +30,9 @@ DAILY_ENGAGEMENT_SCHEMA = pa.schema(
     ]
 )
 
-# The columns of raw_user_events that engagement reads (Spark schema; event_date comes from the folder names).
-RAW_EVENTS_READ_SCHEMA = StructType(
-    [
-        StructField("event_id", StringType()),
-        StructField("user_id", StringType()),
-        StructField("episode_id", StringType()),
-        StructField("event_type", StringType()),
-        StructField("ts", TimestampType()),
-        StructField("rating", ByteType()),
-        StructField("played_pct", DoubleType()),
-        StructField("event_date", DateType()),
-    ]
-)
-
-DAILY_ENGAGEMENT_SPARK_SCHEMA = StructType(
-    [
-        StructField("user_id", StringType()),
-        StructField("episode_id", StringType()),
-        StructField("event_date", DateType()),
-        StructField("weight_sum", DoubleType()),
-        StructField("event_count", LongType()),
-        StructField("last_ts", TimestampType()),
-    ]
-)
+# The same schemas for Spark (Spark prunes the raw columns the aggregation does not use).
+RAW_USER_EVENTS_SPARK_SCHEMA = from_arrow_schema(RAW_USER_EVENTS_SCHEMA)
+DAILY_ENGAGEMENT_SPARK_SCHEMA = from_arrow_schema(DAILY_ENGAGEMENT_SCHEMA)
 
 # Sums are rounded so that re-computing a day gives bit-identical rows whatever order Spark adds them in.
 WEIGHT_DECIMALS = 6
@@ -77,7 +48,7 @@ def raw_events_for_days(
 ) -> DataFrame:
     """Only the Delta partitions of those days are read: a new day costs what it holds, not what history holds."""
     filters = date_filter("event_date", first, last)
-    return read_delta(spark, raw_uri, RAW_EVENTS_READ_SCHEMA, filters, storage_options, version)
+    return read_delta(spark, raw_uri, RAW_USER_EVENTS_SPARK_SCHEMA, filters, storage_options, version)
 
 
 def read_days(
@@ -117,28 +88,19 @@ def days_between(first: date, last: date) -> list[date]:
     return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
 
 
+def _per_day(table: pa.Table, column: str, aggregation: str) -> dict[date, int]:
+    grouped = table.group_by("event_date").aggregate([(column, aggregation)])
+    values = grouped.column(f"{column}_{aggregation}").to_pylist()
+    return dict(zip(grouped.column("event_date").to_pylist(), values, strict=True))
+
+
 def content_event_counts(raw: pa.Table) -> dict[date, int]:
     """Per day, the number of events that name an episode (what engagement must account for)."""
-    named = raw.filter(pc.is_valid(raw.column("episode_id")))
-    grouped = named.group_by("event_date").aggregate([("event_date", "count")])
-    return dict(
-        zip(
-            grouped.column("event_date").to_pylist(),
-            grouped.column("event_date_count").to_pylist(),
-            strict=True,
-        )
-    )
+    return _per_day(raw.filter(pc.is_valid(raw.column("episode_id"))), "episode_id", "count")
 
 
 def engagement_event_counts(engagement: pa.Table) -> dict[date, int]:
-    grouped = engagement.group_by("event_date").aggregate([("event_count", "sum")])
-    return dict(
-        zip(
-            grouped.column("event_date").to_pylist(),
-            grouped.column("event_count_sum").to_pylist(),
-            strict=True,
-        )
-    )
+    return _per_day(engagement, "event_count", "sum")
 
 
 def count_mismatches(

@@ -55,9 +55,9 @@ def no_engaged_episodes(delta: DeltaLakeResource) -> AssetCheckResult:
 )
 def rankings_consistent(delta: DeltaLakeResource) -> AssetCheckResult:
     table = DeltaTable(delta.table_uri(ALS_RECOMMENDATIONS), storage_options=delta.storage_options())
-    problems = inconsistent_rankings(table.to_pyarrow_table())
-    null_scores = pc.sum(pc.is_nan(table.to_pyarrow_table(columns=["score"]).column("score"))).as_py() or 0
-    problems["nan_scores"] = int(null_scores)
+    recommendations = table.to_pyarrow_table(columns=["user_id", "episode_id", "rank", "score"])
+    problems = inconsistent_rankings(recommendations)
+    problems["nan_scores"] = int(pc.sum(pc.is_nan(recommendations.column("score"))).as_py() or 0)
     return AssetCheckResult(
         passed=not any(problems.values()), metadata={"users_with": MetadataValue.json(problems)}
     )

@@ -4,12 +4,13 @@ computed by Spark's `RankingEvaluator`, for the model and for a popularity basel
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from pyspark.ml.evaluation import RankingEvaluator
-from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
@@ -62,21 +63,28 @@ def random_holdout(indexed: DataFrame, test_ratio: float, seed: int) -> DataFram
 
 @dataclass
 class Evaluation:
-    """A model fitted on the training part of a split, and the metrics of it and of popularity on the held-out part."""
+    """A model fitted on the training part of a split (its factors: all a version keeps), and the metrics of it and
+    of popularity on the held-out part."""
 
-    model: ALSModel
+    user_factors: Factors
+    item_factors: Factors
     metrics: dict[str, dict[str, float]]
     users_evaluated: int
     train_pairs: int
     held_out_pairs: int
-    user_factors: Factors | None = None
-    item_factors: Factors | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, shown as asset metadata
 
     @property
     def ndcg(self) -> tuple[float, float]:
         key = next(name for name in self.metrics["als"] if name.startswith("ndcg@"))
         return self.metrics["als"][key], self.metrics["popularity"][key]
+
+
+@contextmanager
+def timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    timings[phase] = time.perf_counter() - started
 
 
 def ranking_metrics(
@@ -109,42 +117,37 @@ def fit_and_evaluate(
     Only users with a positive training pair are evaluated: neither model can place a user it has never seen
     (those users get popular episodes in serving). `catalog` is (number of users, number of episodes)."""
     timings: dict[str, float] = {}
-    started = time.perf_counter()
-    # Materialize the split once on the server: the driver's copy and the ALS input both read it.
-    split = split.select(USER_IDX, EPISODE_IDX, "engagement", "held_out").localCheckpoint(eager=True)
-    rows = split.toArrow()
-    timings["prepare_s"] = time.perf_counter() - started
+    with timed(timings, "prepare_s"):
+        # Materialize the split once on the server: the driver's copy and the ALS input both read it.
+        split = split.select(USER_IDX, EPISODE_IDX, "engagement", "held_out").localCheckpoint(eager=True)
+        rows = split.toArrow()
     user = rows.column(USER_IDX).to_numpy()
     item = rows.column(EPISODE_IDX).to_numpy()
     engagement = rows.column("engagement").to_numpy()
     held_out = rows.column("held_out").to_numpy(zero_copy_only=False)
     train, positive = ~held_out, engagement > 0
 
-    started = time.perf_counter()
-    model = fit_als(training_rows(split.where(~F.col("held_out")), params.negative_feedback), params)
-    timings["fit_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    user_factors, item_factors = model_factors(model)
+    with timed(timings, "fit_s"):
+        model = fit_als(training_rows(split.where(~F.col("held_out")), params.negative_feedback), params)
 
-    known_users = np.unique(user[train & positive])
-    relevant = held_out & positive & np.isin(user, known_users)
-    test_users = np.unique(user[relevant])
-    labels = pd.Series(item[relevant]).groupby(user[relevant]).apply(list).reindex(test_users).tolist()
-    seen = pair_matrix(user[train], item[train], catalog)[test_users]
-
-    als_items, _ = rank_with_factors(user_factors.dense(catalog[0])[test_users], item_factors, seen, k)
-    popular = popularity(item[train & positive], catalog[1])
-    pop_items, _ = top_n(np.ones((len(test_users), 1), dtype=np.float32), popular, seen, k)
+    with timed(timings, "rank_s"):
+        user_factors, item_factors = model_factors(model)
+        known_users = np.unique(user[train & positive])
+        relevant = held_out & positive & np.isin(user, known_users)
+        test_users = np.unique(user[relevant])
+        labels = pd.Series(item[relevant]).groupby(user[relevant]).apply(list).reindex(test_users).tolist()
+        seen = pair_matrix(user[train], item[train], catalog)[test_users]
+        als_items, _ = rank_with_factors(user_factors.dense(catalog[0])[test_users], item_factors, seen, k)
+        popular = popularity(item[train & positive], catalog[1])
+        pop_items, _ = top_n(np.ones((len(test_users), 1), dtype=np.float32), popular, seen, k)
 
     def lists(items: np.ndarray) -> list[list[int]]:
         return [[int(i) for i in row if i >= 0] for row in items]
 
-    timings["rank_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    metrics = {
-        "als": ranking_metrics(spark, lists(als_items), labels, k),
-        "popularity": ranking_metrics(spark, lists(pop_items), labels, k),
-    }
-    timings["metrics_s"] = time.perf_counter() - started
-    return Evaluation(model, metrics, len(test_users), int(train.sum()), int(held_out.sum()), user_factors,
-                      item_factors, timings)  # fmt: skip
+    with timed(timings, "metrics_s"):
+        metrics = {
+            "als": ranking_metrics(spark, lists(als_items), labels, k),
+            "popularity": ranking_metrics(spark, lists(pop_items), labels, k),
+        }
+    return Evaluation(user_factors, item_factors, metrics, len(test_users), int(train.sum()), int(held_out.sum()),
+                      timings)  # fmt: skip
