@@ -35,9 +35,8 @@ def main() -> None:
 
     with local_services(["spark"]) as home:
         import numpy as np
-        from dagster import materialize
+        from dagster import DagsterInstance, materialize
         from pyspark.sql import SparkSession
-        from pyspark.sql import functions as F
         from scipy import sparse
 
         from podrec_assets.engagement.assets import daily_engagement
@@ -73,13 +72,16 @@ def main() -> None:
             load_interactions(spark, uri, *engagement_window(uri, config.window_days), None)
         )
         split = temporal_holdout(indexed, config.holdout_fraction, config.min_user_pairs)
-        rows_arrow = training_rows(split.where(~F.col("held_out")), params.negative_feedback).toArrow()
-        rows = spark.createDataFrame(rows_arrow.to_pandas()).cache()
+        training = training_rows(split[~split["held_out"]], params.negative_feedback)
+        rows = spark.createDataFrame(training).cache()
         print(f"training rows: {rows.count():,} (the rows the asset fits on); params {params.model_dump()}")
+
+        # One instance for every run, as a deployment has (materialize() would otherwise build a throwaway one).
+        instance = DagsterInstance.ephemeral()
 
         def asset_run() -> float:
             started = time.perf_counter()
-            assert materialize([als_model], resources=resources).success
+            assert materialize([als_model], resources=resources, instance=instance).success
             return time.perf_counter() - started
 
         def bare_fit() -> float:
@@ -102,9 +104,9 @@ def main() -> None:
         except ImportError:
             print("implicit not installed: pip install implicit==0.7.3 for the reference figure")
             return
-        positive = rows_arrow.filter(rows_arrow.column("engagement").to_numpy() > 0)
-        matrix = sparse.csr_matrix((positive.column("engagement").to_numpy().astype(np.float32),
-                                    (positive.column("user_idx").to_numpy(), positive.column("episode_idx").to_numpy())))  # fmt: skip
+        positive = training[training["engagement"] > 0]
+        matrix = sparse.csr_matrix((positive["engagement"].to_numpy(np.float32),
+                                    (positive["user_idx"].to_numpy(), positive["episode_idx"].to_numpy())))  # fmt: skip
         timings = []
         for _ in range(args.rounds):
             model = AlternatingLeastSquares(factors=params.rank, regularization=params.reg_param, alpha=params.alpha,

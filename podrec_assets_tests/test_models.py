@@ -121,3 +121,15 @@ def test_recommendations_never_include_heard_or_skipped_episodes(delta, resource
     per_user = recommendations.group_by("user_id").aggregate([("rank", "max")]).column("rank_max").to_pylist()
     assert set(per_user) == {20}
     assert set(recommendations.column("model_version").to_pylist()) == {models.registry("als").current()}
+
+
+@pytest.mark.slow
+def test_movielens_quality_target_holds(spark):
+    """`podrec evaluate`'s protocol on real MovieLens-100k ratings: the tuned defaults keep nDCG@10 ≥ 0.45."""
+    from podrec_assets.models.als import AlsParams
+    from podrec_assets.models.movielens_eval import evaluate_movielens
+
+    report = evaluate_movielens(spark, AlsParams(), temporal=False)
+    als, popular = report.random_split.metrics["als"], report.random_split.metrics["popularity"]
+    assert report.random_split.users_evaluated == 943
+    assert als["ndcg@10"] >= 0.45 and als["ndcg@10"] > popular["ndcg@10"] + 0.1

@@ -14,14 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import Config
 from pydantic import Field
-from pyspark.ml.feature import StringIndexer
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 USER_IDX = "user_idx"
 EPISODE_IDX = "episode_idx"
@@ -74,34 +73,31 @@ class IdMapping:
     episode_ids: list[str]
 
 
-def index_ids(interactions: DataFrame) -> tuple[DataFrame, IdMapping]:
-    """Adds `user_idx` and `episode_idx` (ints) with Spark's StringIndexer."""
-    indexer = StringIndexer(
-        inputCols=["user_id", "episode_id"],
-        outputCols=[USER_IDX, EPISODE_IDX],
-        stringOrderType="alphabetAsc",
-        handleInvalid="error",
-    ).fit(interactions)
-    users, episodes = indexer.labelsArray
-    indexed = indexer.transform(interactions).withColumns(
-        {USER_IDX: F.col(USER_IDX).cast("int"), EPISODE_IDX: F.col(EPISODE_IDX).cast("int")}
+def index_ids(interactions: pd.DataFrame) -> tuple[pd.DataFrame, IdMapping]:
+    """Adds `user_idx` and `episode_idx` (int32): each id's position in the sorted list of distinct ids.
+
+    Done on the driver with `pandas.factorize`: the window's interactions come to the driver anyway (ranking and
+    the id files need them), and a Spark StringIndexer fit cost a second pass over them."""
+    users, user_ids = pd.factorize(interactions["user_id"], sort=True)
+    episodes, episode_ids = pd.factorize(interactions["episode_id"], sort=True)
+    indexed = interactions.assign(
+        **{USER_IDX: users.astype(np.int32), EPISODE_IDX: episodes.astype(np.int32)}
     )
-    return indexed, IdMapping(list(users), list(episodes))
+    return indexed, IdMapping(list(user_ids), list(episode_ids))
 
 
-def training_rows(pairs: DataFrame, negative_feedback: bool) -> DataFrame:
+def training_rows(pairs: pd.DataFrame, negative_feedback: bool) -> pd.DataFrame:
     """The (user_idx, episode_idx, engagement) rows ALS is fitted on (see the module docstring)."""
-    positive = pairs.where(F.col("engagement") > 0)
+    columns = [USER_IDX, EPISODE_IDX, "engagement"]
+    positive = pairs["engagement"] > 0
     if not negative_feedback:
-        return positive.select(USER_IDX, EPISODE_IDX, "engagement")
+        return pairs.loc[positive, columns].reset_index(drop=True)
     negative = (
-        pairs.where(F.col("engagement") < 0)
-        .join(positive.select(USER_IDX).distinct(), USER_IDX, "left_semi")
-        .join(positive.select(EPISODE_IDX).distinct(), EPISODE_IDX, "left_semi")
+        (pairs["engagement"] < 0)
+        & pairs[USER_IDX].isin(pairs.loc[positive, USER_IDX])
+        & pairs[EPISODE_IDX].isin(pairs.loc[positive, EPISODE_IDX])
     )
-    return positive.select(USER_IDX, EPISODE_IDX, "engagement").unionByName(
-        negative.select(USER_IDX, EPISODE_IDX, "engagement")
-    )
+    return pairs.loc[positive | negative, columns].reset_index(drop=True)
 
 
 def fit_als(rows: DataFrame, params: AlsParams) -> ALSModel:
@@ -124,7 +120,9 @@ class Factors:
 
 def write_factors(path, factors: Factors) -> None:
     """Factors as Parquet (index, vector): with the id mappings, all a version needs to score (no Spark)."""
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array(factors.vectors.ravel(), pa.float32()), factors.vectors.shape[1])
+    vectors = pa.FixedSizeListArray.from_arrays(
+        pa.array(factors.vectors.ravel(), pa.float32()), factors.vectors.shape[1]
+    )
     pq.write_table(pa.table({"idx": pa.array(factors.ids, pa.int32()), "vector": vectors}), path)
 
 
@@ -132,7 +130,9 @@ def read_factors(path) -> Factors:
     table = pq.read_table(path)
     vectors = table.column("vector").combine_chunks()
     flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    return Factors(table.column("idx").to_numpy().astype(np.int64), flat.reshape(len(table), vectors.type.list_size))
+    return Factors(
+        table.column("idx").to_numpy().astype(np.int64), flat.reshape(len(table), vectors.type.list_size)
+    )
 
 
 def model_factors(model: ALSModel) -> tuple[Factors, Factors]:

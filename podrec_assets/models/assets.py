@@ -19,7 +19,7 @@ from pydantic import Field
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lakehouse import delta_version
 from podrec_assets.models.als import AlsParams, index_ids
-from podrec_assets.models.evaluation import fit_and_evaluate, temporal_holdout
+from podrec_assets.models.evaluation import fit_and_evaluate, temporal_holdout, timed
 from podrec_assets.models.recommend import ALS_RECOMMENDATIONS, recommend_all_users
 from podrec_assets.models.training import engagement_window, load_interactions, save_version
 from podrec_assets.resources import DeltaLakeResource, ModelStoreResource
@@ -84,51 +84,55 @@ def als_model(
         raise Failure("daily_engagement has no data yet: materialize some of its partitions first")
     spark = pyspark.spark_session
 
-    # Computed once on the server: the id indexer's fit and the split both read it.
-    interactions = load_interactions(spark, uri, *window, data_version, options).localCheckpoint(eager=True)
-    indexed, ids = index_ids(interactions)
-    split = temporal_holdout(indexed, config.holdout_fraction, config.min_user_pairs)
+    timings: dict[str, float] = {}
+    with timed(timings, "load_s"):
+        interactions = load_interactions(spark, uri, *window, data_version, options)
+    with timed(timings, "split_s"):
+        indexed, ids = index_ids(interactions)
+        split = temporal_holdout(indexed, config.holdout_fraction, config.min_user_pairs)
     evaluation = fit_and_evaluate(
         spark, split, (len(ids.user_ids), len(ids.episode_ids)), config.params, config.k
     )
+    timings.update(evaluation.timings)
     ndcg, ndcg_popularity = evaluation.ndcg
     passed, verdict = gate(ndcg, ndcg_popularity, evaluation.users_evaluated, config.min_users_evaluated)
 
     registry = models.registry("als")
     version = registry.new_version(context.run.run_id)
-    path = save_version(
-        registry,
-        version,
-        evaluation,
-        ids,
-        manifest={
-            "version": version,
-            "created_at": datetime.now(UTC).isoformat(),
-            "dagster_run_id": context.run.run_id,
-            "params": config.params.model_dump(),
-            "evaluation": {
-                "protocol": "temporal hold-out",
-                "holdout_fraction": config.holdout_fraction,
-                "min_user_pairs": config.min_user_pairs,
-                "k": config.k,
-                "users_evaluated": evaluation.users_evaluated,
-                "metrics": evaluation.metrics,
+    with timed(timings, "save_s"):
+        path = save_version(
+            registry,
+            version,
+            evaluation,
+            ids,
+            manifest={
+                "version": version,
+                "created_at": datetime.now(UTC).isoformat(),
+                "dagster_run_id": context.run.run_id,
+                "params": config.params.model_dump(),
+                "evaluation": {
+                    "protocol": "temporal hold-out",
+                    "holdout_fraction": config.holdout_fraction,
+                    "min_user_pairs": config.min_user_pairs,
+                    "k": config.k,
+                    "users_evaluated": evaluation.users_evaluated,
+                    "metrics": evaluation.metrics,
+                },
+                "training_data": {
+                    "daily_engagement_version": data_version,
+                    "window": [d.isoformat() for d in window],
+                    "users": len(ids.user_ids),
+                    "episodes": len(ids.episode_ids),
+                    "train_pairs": evaluation.train_pairs,
+                    "held_out_pairs": evaluation.held_out_pairs,
+                },
+                "gate": {"passed": passed, "verdict": verdict},
             },
-            "training_data": {
-                "daily_engagement_version": data_version,
-                "window": [d.isoformat() for d in window],
-                "users": len(ids.user_ids),
-                "episodes": len(ids.episode_ids),
-                "train_pairs": evaluation.train_pairs,
-                "held_out_pairs": evaluation.held_out_pairs,
-            },
-            "gate": {"passed": passed, "verdict": verdict},
-        },
-    )
+        )
     if passed:
         registry.promote(version, reason=verdict)
     context.log.info(f"model {version}: {verdict}; current model: {registry.current()}")
-    context.log.info("phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in evaluation.timings.items()))
+    context.log.info("phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
 
     yield MaterializeResult(
         metadata={
@@ -145,7 +149,7 @@ def als_model(
             "window": MetadataValue.json([d.isoformat() for d in window]),
             "daily_engagement_version": data_version,
             "params": MetadataValue.json(config.params.model_dump()),
-            "phase_seconds": MetadataValue.json({k: round(v, 2) for k, v in evaluation.timings.items()}),
+            "phase_seconds": MetadataValue.json({k: round(v, 2) for k, v in timings.items()}),
         },
         check_results=[
             AssetCheckResult(
@@ -187,7 +191,9 @@ def als_recommendations(
     options = delta.storage_options()
     engagement = DeltaTable(delta.table_uri(DAILY_ENGAGEMENT), storage_options=options)
     engaged = engagement.to_pyarrow_table(columns=["user_id", "episode_id"])
-    recommendations = recommend_all_users(registry.path(version), version, engaged, config.top_n, datetime.now(UTC))
+    recommendations = recommend_all_users(
+        registry.path(version), version, engaged, config.top_n, datetime.now(UTC)
+    )
     uri = delta.table_uri(ALS_RECOMMENDATIONS)
     write_deltalake(uri, recommendations, mode="overwrite", schema_mode="overwrite", storage_options=options)
     return MaterializeResult(

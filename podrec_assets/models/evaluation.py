@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from pyspark.ml.evaluation import RankingEvaluator
-from pyspark.sql import DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
 
 from podrec_assets.models.als import (
@@ -35,30 +35,15 @@ METRICS = {
 }
 
 
-def temporal_holdout(indexed: DataFrame, fraction: float, min_interactions: int) -> DataFrame:
+def temporal_holdout(indexed: pd.DataFrame, fraction: float, min_interactions: int) -> pd.DataFrame:
     """Adds `held_out`: each user's most recent `fraction` of pairs (at least one), for users with at least
     `min_interactions` pairs; users with fewer stay wholly in training."""
-    by_user = Window.partitionBy(USER_IDX)
-    newest_first = by_user.orderBy(F.col("last_ts").desc(), F.col(EPISODE_IDX))
-    pairs = F.count(F.lit(1)).over(by_user)
-    recency = F.row_number().over(newest_first)
-    return indexed.withColumn(
-        "held_out",
-        (pairs >= min_interactions) & (recency <= F.greatest(F.lit(1), F.floor(pairs * F.lit(fraction)))),
-    )
-
-
-def random_holdout(indexed: DataFrame, test_ratio: float, seed: int) -> DataFrame:
-    """Adds `held_out`: a random `test_ratio` of each user's pairs (microsoft/recommenders' stratified split: the
-    first round((1 − ratio)·n) of a user's shuffled pairs train). The shuffle is a hash of (seed, user, item), so
-    it does not depend on how Spark partitions the data."""
-    by_user = Window.partitionBy(USER_IDX)
-    shuffled = by_user.orderBy(
-        F.xxhash64(F.lit(seed), F.col(USER_IDX), F.col(EPISODE_IDX)), F.col(EPISODE_IDX)
-    )
-    pairs = F.count(F.lit(1)).over(by_user)
-    position = F.row_number().over(shuffled)
-    return indexed.withColumn("held_out", position > F.round(pairs * F.lit(1.0 - test_ratio)))
+    newest_first = indexed.sort_values([USER_IDX, "last_ts", EPISODE_IDX], ascending=[True, False, True])
+    by_user = newest_first.groupby(USER_IDX, sort=False)
+    recency = by_user.cumcount() + 1
+    pairs = by_user[USER_IDX].transform("size")
+    held_out = (pairs >= min_interactions) & (recency <= np.maximum(1, np.floor(pairs * fraction)))
+    return indexed.assign(held_out=held_out.reindex(indexed.index))
 
 
 @dataclass
@@ -88,47 +73,57 @@ def timed(timings: dict[str, float], phase: str) -> Iterator[None]:
 
 
 def ranking_metrics(
-    spark: SparkSession, predictions: list[list[int]], labels: list[list[int]], k: int
-) -> dict:
-    """precision, recall, nDCG and MAP at k, by Spark's RankingEvaluator (binary relevance)."""
+    spark: SparkSession, predictions: dict[str, list[list[int]]], labels: list[list[int]], k: int
+) -> dict[str, dict[str, float]]:
+    """precision, recall, nDCG and MAP at k of each model's lists, by Spark's RankingEvaluator (binary relevance).
+
+    RankingEvaluator computes one metric per call, each a small Spark job: the calls run concurrently (a Spark
+    Connect session takes requests from several threads), so they cost about one job, not eight."""
+    models = list(predictions)
     schema = StructType(
-        [StructField("prediction", ArrayType(DoubleType())), StructField("label", ArrayType(DoubleType()))]
+        [StructField(model, ArrayType(DoubleType())) for model in models]
+        + [StructField("label", ArrayType(DoubleType()))]
     )
     frame = pd.DataFrame(
         {
-            "prediction": [[float(i) for i in p] for p in predictions],
+            **{model: [[float(i) for i in p] for p in lists] for model, lists in predictions.items()},
             "label": [[float(i) for i in l] for l in labels],
         }
     )
     lists = spark.createDataFrame(frame, schema=schema).cache()
-    metrics = {}
-    for spark_name, name in METRICS.items():
-        evaluator = RankingEvaluator(metricName=spark_name, k=k, predictionCol="prediction", labelCol="label")
-        metrics[name.format(k=k)] = round(float(evaluator.evaluate(lists)), 6)
+    jobs = [(model, spark_name) for model in models for spark_name in METRICS]
+
+    def evaluate(job: tuple[str, str]) -> float:
+        model, spark_name = job
+        evaluator = RankingEvaluator(metricName=spark_name, k=k, predictionCol=model, labelCol="label")
+        return round(float(evaluator.evaluate(lists)), 6)
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        values = list(pool.map(evaluate, jobs))
+    metrics: dict[str, dict[str, float]] = {model: {} for model in models}
+    for (model, spark_name), value in zip(jobs, values, strict=True):
+        metrics[model][METRICS[spark_name].format(k=k)] = value
     return metrics
 
 
 def fit_and_evaluate(
-    spark: SparkSession, split: DataFrame, catalog: tuple[int, int], params: AlsParams, k: int = 10
+    spark: SparkSession, split: pd.DataFrame, catalog: tuple[int, int], params: AlsParams, k: int = 10
 ) -> Evaluation:
     """Fit ALS on the rows of `split` not `held_out`; rank the whole catalog for every held-out user (their training
     items removed) and score both ALS and popularity against the held-out items with positive engagement.
 
-    Only users with a positive training pair are evaluated: neither model can place a user it has never seen
-    (those users get popular episodes in serving). `catalog` is (number of users, number of episodes)."""
+    `split` holds indexed pairs (user_idx, episode_idx, engagement, held_out) on the driver; only the training rows
+    go to Spark, for the fit. Only users with a positive training pair are evaluated: neither model can place a user
+    it has never seen (those users get popular episodes in serving). `catalog` is (number of users, of episodes)."""
     timings: dict[str, float] = {}
-    with timed(timings, "prepare_s"):
-        # Materialize the split once on the server: the driver's copy and the ALS input both read it.
-        split = split.select(USER_IDX, EPISODE_IDX, "engagement", "held_out").localCheckpoint(eager=True)
-        rows = split.toArrow()
-    user = rows.column(USER_IDX).to_numpy()
-    item = rows.column(EPISODE_IDX).to_numpy()
-    engagement = rows.column("engagement").to_numpy()
-    held_out = rows.column("held_out").to_numpy(zero_copy_only=False)
-    train, positive = ~held_out, engagement > 0
+    user = split[USER_IDX].to_numpy()
+    item = split[EPISODE_IDX].to_numpy()
+    held_out = split["held_out"].to_numpy(dtype=bool)
+    train, positive = ~held_out, split["engagement"].to_numpy() > 0
 
     with timed(timings, "fit_s"):
-        model = fit_als(training_rows(split.where(~F.col("held_out")), params.negative_feedback), params)
+        rows = spark.createDataFrame(training_rows(split[train], params.negative_feedback))
+        model = fit_als(rows, params)
 
     with timed(timings, "rank_s"):
         user_factors, item_factors = model_factors(model)
@@ -145,9 +140,6 @@ def fit_and_evaluate(
         return [[int(i) for i in row if i >= 0] for row in items]
 
     with timed(timings, "metrics_s"):
-        metrics = {
-            "als": ranking_metrics(spark, lists(als_items), labels, k),
-            "popularity": ranking_metrics(spark, lists(pop_items), labels, k),
-        }
+        metrics = ranking_metrics(spark, {"als": lists(als_items), "popularity": lists(pop_items)}, labels, k)
     return Evaluation(user_factors, item_factors, metrics, len(test_users), int(train.sum()), int(held_out.sum()),
                       timings)  # fmt: skip

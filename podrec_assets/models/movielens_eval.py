@@ -62,22 +62,25 @@ class MovieLensReport:
     temporal_split: Evaluation | None
 
 
-def evaluate_movielens(spark: SparkSession, params: AlsParams, split: str = "test", temporal: bool = True) -> MovieLensReport:
-    frame = movielens_interactions(split)
-    interactions = spark.createDataFrame(frame)
-    indexed, ids = index_ids(interactions)
+def evaluate_movielens(
+    spark: SparkSession, params: AlsParams, split: str = "test", temporal: bool = True
+) -> MovieLensReport:
+    indexed, ids = index_ids(movielens_interactions(split))
     catalog = (len(ids.user_ids), len(ids.episode_ids))
     random_split = fit_and_evaluate(spark, indexed, catalog, params, k=10)
     temporal_split = None
     if temporal:  # the asset's own protocol: each user's most recent 20% held out
-        recent = temporal_holdout(indexed.drop("held_out"), fraction=0.2, min_interactions=5)
+        recent = temporal_holdout(indexed, fraction=0.2, min_interactions=5)
         temporal_split = fit_and_evaluate(spark, recent, catalog, params, k=10)
     return MovieLensReport(random_split, temporal_split)
 
 
 def report_lines(report: MovieLensReport, split: str) -> list[str]:
     header = f"{'model':<28}{'P@10':>8}{'R@10':>8}{'nDCG@10':>9}{'MAP@10':>8}"
-    lines = [f"MovieLens-100k, recommenders protocol (stratified 75/25 per user, seed 42), {split} split", header]
+    lines = [
+        f"MovieLens-100k, recommenders protocol (stratified 75/25 per user, seed 42), {split} split",
+        header,
+    ]
 
     def row(name: str, metrics: dict) -> str:
         values = [metrics.get(m) for m in ("precision@10", "recall@10", "ndcg@10", "map@10")]
@@ -88,7 +91,11 @@ def report_lines(report: MovieLensReport, split: str) -> list[str]:
     for name, (ndcg, precision) in PUBLISHED.items():
         lines.append(row(f"{name} (published)", {"ndcg@10": ndcg, "precision@10": precision}))
     if report.temporal_split:
-        lines += ["", "temporal hold-out (each user's most recent 20%, as the als_model asset evaluates)", header]
+        lines += [
+            "",
+            "temporal hold-out (each user's most recent 20%, as the als_model asset evaluates)",
+            header,
+        ]
         lines.append(row("podrec ALS (Spark)", report.temporal_split.metrics["als"]))
         lines.append(row("popularity", report.temporal_split.metrics["popularity"]))
     lines.append(f"(users evaluated: {report.random_split.users_evaluated}; MAP@10 is Spark's, normalized by "

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 from deltalake import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT_SPARK_SCHEMA, WEIGHT_DECIMALS
@@ -32,8 +33,11 @@ def engagement_window(
 
 def load_interactions(
     spark: SparkSession, uri: str, first: date, last: date, version: int | None, storage_options=None
-) -> DataFrame:
-    """Per (user, episode) over the window: engagement (sum of daily weight sums), events and the latest time."""
+) -> pd.DataFrame:
+    """Per (user, episode) over the window: engagement (sum of daily weight sums), events and the latest time.
+
+    Spark reads the window's days and aggregates them; the result (one row per pair) comes to the driver, where
+    the split and the ranking use it."""
     daily = read_delta(
         spark,
         uri,
@@ -42,11 +46,12 @@ def load_interactions(
         storage_options,
         version,
     )
-    return daily.groupBy("user_id", "episode_id").agg(
+    pairs = daily.groupBy("user_id", "episode_id").agg(
         F.round(F.sum("weight_sum"), WEIGHT_DECIMALS).alias("engagement"),
         F.sum("event_count").alias("events"),
         F.max("last_ts").alias("last_ts"),
     )
+    return pairs.toPandas()
 
 
 def save_version(
