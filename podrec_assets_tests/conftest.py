@@ -102,3 +102,12 @@ def delta(tmp_path) -> DeltaLakeResource:
 @pytest.fixture
 def mongo(stack) -> MongoResource:
     return MongoResource(uri=os.environ["MONGO_URI"], database=f"test_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def http_server():
+    """A local HTTP server with no routes yet (see http_fixture.py)."""
+    from podrec_assets_tests.http_fixture import FixtureServer
+
+    with FixtureServer() as server:
+        yield server
