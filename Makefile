@@ -49,6 +49,9 @@ status: install
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/podrec services up
+	# the catalog first (the sample shipped with the package unless PODREC_CATALOG_SOURCES says otherwise):
+	# Delta `episodes` and its MongoDB mirror, which the event generator draws episodes from
+	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select episodes
 	$(BIN)/podrec events generate --users 300 --days 14
 	$(BIN)/podrec events send demo/bad_events.jsonl
 	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select raw_user_events,quarantined_events
@@ -57,6 +60,9 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 		--partition-range "$$($(BIN)/podrec event-days)"
 	# a new model version, promoted only if it beats popularity on nDCG@10; then its top-20 lists
 	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select als_model,als_recommendations
+	# content: transcripts (or title + description), embeddings (all-MiniLM-L6-v2, offline), top-20 similar episodes
+	$(BIN)/dagster asset materialize -m podrec_assets.definitions \
+		--select transcripts,transcript_embeddings,episode_similarity
 	@echo
 	$(BIN)/podrec summary
 	@echo
@@ -77,6 +83,7 @@ bench: install
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/engagement.py
 	$(BIN)/python benchmarks/als.py
+	$(BIN)/python benchmarks/embeddings.py
 
 lint: install
 	$(BIN)/ruff check podrec_assets podrec_assets_tests benchmarks

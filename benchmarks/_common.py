@@ -59,7 +59,9 @@ def cpu_seconds() -> float:
     """CPU time of this process and of its children that have ended and been reaped (a commit worker, say)."""
     from podrec_assets.ingestion.commit_worker import REAPER_THREAD
 
-    for thread in threading.enumerate():  # commit workers are reaped in the background once their work is done
+    for (
+        thread
+    ) in threading.enumerate():  # commit workers are reaped in the background once their work is done
         if thread.name == REAPER_THREAD:
             thread.join()
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -29,7 +29,9 @@ from benchmarks._common import cpu_seconds, local_services, machine_cpu_seconds,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-events", type=int, default=50_000)
@@ -42,12 +44,16 @@ def main() -> None:
         from podrec_assets.producers.synthetic import generate_events
         from podrec_assets.resources import build_resources
 
-        kafka = build_resources(resolved=True)["kafka"].model_copy(update={"topic": f"bench-{uuid.uuid4().hex[:8]}"})
+        kafka = build_resources(resolved=True)["kafka"].model_copy(
+            update={"topic": f"bench-{uuid.uuid4().hex[:8]}"}
+        )
         kafka.ensure_topic()
         events = list(generate_events(users=max(50, args.events // 40), seed=5))[: args.events]
         n = len(events)
         started = time.perf_counter()
-        sent = send_messages(kafka, ((e["user_id"].encode(), orjson.dumps(e)) for e in events), progress=False)
+        sent = send_messages(
+            kafka, ((e["user_id"].encode(), orjson.dumps(e)) for e in events), progress=False
+        )
         print(f"produced {sent.sent:,} messages ({sum(len(orjson.dumps(e)) for e in events) / n:.0f} bytes avg) "
               f"in {time.perf_counter() - started:.1f}s on {kafka.bootstrap_servers}, topic {kafka.topic}, "
               f"{kafka.partitions} partitions")  # fmt: skip
@@ -68,8 +74,12 @@ def main() -> None:
         def ingestion() -> float:
             folder = Path(tempfile.mkdtemp(prefix="bench-delta-"))
             started = time.perf_counter()
-            sink = DeltaEventSink(str(folder / "raw"), str(folder / "quarantine"), kafka.topic, kafka.topic_id())
-            result = ingest_pending(kafka.consumer, sink, IngestLimits(max_events=n, batch_events=args.batch_events))
+            sink = DeltaEventSink(
+                str(folder / "raw"), str(folder / "quarantine"), kafka.topic, kafka.topic_id()
+            )
+            result = ingest_pending(
+                kafka.consumer, sink, IngestLimits(max_events=n, batch_events=args.batch_events)
+            )
             elapsed = time.perf_counter() - started  # stops at n messages: no final idle poll
             assert result.accepted == n, result
             return n / elapsed
@@ -85,7 +95,9 @@ def main() -> None:
         elapsed, machine_after = time.perf_counter() - started, machine_cpu_seconds()
         ratio = report("ingest events/s", ours, baseline, "events/s", target=0.8, higher_is_better=True)
         bare_cpu, ingestion_cpu = statistics.median(cpu["bare"]), statistics.median(cpu["ingestion"])
-        print(f"CPU per round (median): bare consumer {bare_cpu:.2f}s, ingestion {ingestion_cpu:.2f}s (both processes)")
+        print(
+            f"CPU per round (median): bare consumer {bare_cpu:.2f}s, ingestion {ingestion_cpu:.2f}s (both processes)"
+        )
         if machine_before is not None and machine_after is not None:
             elsewhere = (machine_after - machine_before - sum(cpu["bare"]) - sum(cpu["ingestion"])) / elapsed
             print(f"other processes (the broker included) kept {elsewhere:.2f} cores busy meanwhile")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import orjson
+from pymongo.errors import PyMongoError
 
 from podrec_assets.resources import build_resources
 from podrec_assets.settings import apply_local_defaults, podrec_home
@@ -97,10 +98,25 @@ def _send(messages, total: int | None, key_field: str | None = "user_id") -> Non
 @click.option("--seed", default=42, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["v1", "seed000"]), default="v1", show_default=True)
 def events_generate(users: int, days: int, sessions_per_user: float, seed: int, fmt: str) -> None:
-    """Synthetic listeners with latent tastes over the episode catalog."""
-    from podrec_assets.producers.synthetic import generate_events, to_seed000
+    """Synthetic listeners with latent tastes over the episode catalog (MongoDB `episodes`, as the `episodes` asset
+    mirrors it; the built-in sample catalog while that collection is empty)."""
+    from podrec_assets.producers.synthetic import catalog_from_documents, generate_events, to_seed000
 
-    messages = list(generate_events(users=users, days=days, sessions_per_user=sessions_per_user, seed=seed))
+    mongo = _resources()["mongo"]
+    client = mongo.client()
+    try:
+        documents = list(mongo.db(client)["episodes"].find({}, {"episode_id": 1, "title": 1, "show": 1,
+                                                                "categories": 1, "duration_sec": 1}))  # fmt: skip
+    except PyMongoError as error:
+        _fail(f"cannot read the episode catalog from MongoDB: {error}")
+    finally:
+        client.close()
+    catalog = catalog_from_documents(documents) if documents else None
+    click.echo(
+        f"catalog: {len(documents)} episodes from MongoDB" if documents else "catalog: built-in sample"
+    )
+    messages = list(generate_events(users=users, days=days, sessions_per_user=sessions_per_user, seed=seed,
+                                    catalog=catalog))  # fmt: skip
     if fmt == "seed000":
         messages = [to_seed000(m) for m in messages]
     _send(messages, total=len(messages))
@@ -174,6 +190,75 @@ def summary() -> None:
         click.echo(f"{name:<20} {rows.num_rows:>8} rows  v{table.version()}  {uri}")
         click.echo(f"{'':<20} {json.dumps(dict(sorted(counts.items(), key=lambda kv: -kv[1])))}")
     _summarize_models(delta)
+    _summarize_content(delta)
+
+
+def _summarize_content(delta, examples: int = 3, neighbours: int = 3) -> None:
+    from collections import Counter
+
+    from podrec_assets.content.tables import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS
+    from podrec_assets.lakehouse import read_table
+
+    options = delta.storage_options()
+    catalog = read_table(delta.table_uri(EPISODES), ["episode_id", "title", "source"], options)
+    if catalog is None:
+        return
+    sources = Counter(catalog.column("source").to_pylist())
+    click.echo(f"{EPISODES:<20} {catalog.num_rows:>8} rows  {json.dumps(dict(sources))}")
+    transcripts = read_table(delta.table_uri(TRANSCRIPTS), ["status"], options)
+    if transcripts is not None:
+        click.echo(f"{TRANSCRIPTS:<20} {transcripts.num_rows:>8} rows  "
+                   f"{json.dumps(dict(Counter(transcripts.column('status').to_pylist())))}")  # fmt: skip
+    embeddings = read_table(delta.table_uri(TRANSCRIPT_EMBEDDINGS), ["episode_id"], options)
+    if embeddings is not None:
+        click.echo(f"{TRANSCRIPT_EMBEDDINGS:<20} {embeddings.num_rows:>8} rows")
+    similarity = read_table(delta.table_uri(EPISODE_SIMILARITY), storage_options=options)
+    if similarity is None or similarity.num_rows == 0:
+        return
+    titles = dict(
+        zip(catalog.column("episode_id").to_pylist(), catalog.column("title").to_pylist(), strict=True)
+    )
+    click.echo(f"{EPISODE_SIMILARITY:<20} {similarity.num_rows:>8} rows; episodes like ...")
+    firsts = sorted(set(similarity.column("episode_id").to_pylist()))
+    for episode_id in firsts[:: max(1, len(firsts) // examples)][:examples]:
+        click.echo(f"  {titles.get(episode_id, episode_id)}")
+        for row in _neighbours(similarity, episode_id, neighbours):
+            click.echo(
+                f"    {row['score']:.2f}  {titles.get(row['similar_episode_id'], row['similar_episode_id'])}"
+            )
+
+
+def _neighbours(similarity, episode_id: str, n: int) -> list[dict]:
+    import pyarrow.compute as pc
+
+    rows = similarity.filter(pc.equal(similarity.column("episode_id"), episode_id)).sort_by("rank")
+    return rows.slice(0, n).to_pylist()
+
+
+@main.command("similar")
+@click.argument("episode_id")
+@click.option("-n", default=10, show_default=True, help="how many neighbours")
+def similar(episode_id: str, n: int) -> None:
+    """Episodes most like EPISODE_ID (from the episode_similarity table), with their titles and cosine scores."""
+    from podrec_assets.content.tables import EPISODE_SIMILARITY, EPISODES
+    from podrec_assets.lakehouse import read_table
+
+    delta = _resources()["delta"]
+    options = delta.storage_options()
+    catalog = read_table(delta.table_uri(EPISODES), ["episode_id", "title"], options)
+    similarity = read_table(delta.table_uri(EPISODE_SIMILARITY), storage_options=options)
+    if catalog is None or similarity is None:
+        _fail("episodes and episode_similarity must be materialized first")
+    titles = dict(
+        zip(catalog.column("episode_id").to_pylist(), catalog.column("title").to_pylist(), strict=True)
+    )
+    rows = _neighbours(similarity, episode_id, n)
+    if not rows:
+        _fail(f"no neighbours for {episode_id!r} (unknown episode, or it has no text yet)")
+    click.echo(f"episodes like {titles.get(episode_id, episode_id)} ({episode_id}):")
+    for row in rows:
+        other = row["similar_episode_id"]
+        click.echo(f"  {row['rank']:>2}. {row['score']:.3f}  {titles.get(other, other)}  ({other})")
 
 
 def _summarize_models(delta) -> None:

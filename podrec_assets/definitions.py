@@ -2,6 +2,9 @@
 
 from dagster import Definitions
 
+from podrec_assets.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
+from podrec_assets.content.checks import content_checks
+from podrec_assets.content.schedules import episode_catalog_job, episode_catalog_schedule
 from podrec_assets.engagement.assets import daily_engagement
 from podrec_assets.engagement.sensors import (
     daily_engagement_job,
@@ -17,10 +20,19 @@ from podrec_assets.models.schedules import als_training_job, als_training_schedu
 from podrec_assets.resources import build_resources
 
 defs = Definitions(
-    assets=[user_event_tables, daily_engagement, als_model, als_recommendations],
-    asset_checks=[*raw_user_events_checks, *als_recommendations_checks],
-    jobs=[ingest_user_events_job, daily_engagement_job, als_training_job],
+    assets=[
+        user_event_tables,
+        daily_engagement,
+        als_model,
+        als_recommendations,
+        episodes,
+        transcripts,
+        transcript_embeddings,
+        episode_similarity,
+    ],
+    asset_checks=[*raw_user_events_checks, *als_recommendations_checks, *content_checks],
+    jobs=[ingest_user_events_job, daily_engagement_job, als_training_job, episode_catalog_job],
     sensors=[user_events_kafka_sensor, late_events_sensor],
-    schedules=[daily_engagement_schedule, als_training_schedule],
+    schedules=[daily_engagement_schedule, als_training_schedule, episode_catalog_schedule],
     resources=build_resources(),
 )

@@ -40,7 +40,9 @@ def read_delta(
     selection gives an empty DataFrame of that schema."""
     if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
         return spark.createDataFrame([], schema)
-    files = DeltaTable(uri, version=version, storage_options=storage_options).file_uris(file_pruning_predicate=partition_filters)
+    files = DeltaTable(uri, version=version, storage_options=storage_options).file_uris(
+        file_pruning_predicate=partition_filters
+    )
     if not files:
         return spark.createDataFrame([], schema)
     return spark.read.schema(schema).option("basePath", uri).parquet(*files)
@@ -75,3 +77,47 @@ def replace_partitions(
         storage_options=storage_options,
     )
     return DeltaTable(uri, storage_options=storage_options).version()
+
+
+def upsert_by_key(
+    uri: str,
+    rows: pa.Table,
+    key: str,
+    version_column: str,
+    storage_options: dict | None = None,
+) -> tuple[int, int]:
+    """Insert new keys and update keys whose `version_column` (a content hash) changed, in one Delta commit; rows
+    identical to the table's are not written, so an unchanged input makes no commit at all.
+
+    Returns (inserted, updated). A MERGE by key is idempotent: re-running after a crash re-applies the same rows."""
+    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+        if rows.num_rows:
+            write_deltalake(uri, rows, mode="error", storage_options=storage_options)
+        return rows.num_rows, 0
+    current = DeltaTable(uri, storage_options=storage_options).to_pyarrow_table(columns=[key, version_column])
+    stored = dict(
+        zip(current.column(key).to_pylist(), current.column(version_column).to_pylist(), strict=True)
+    )
+    keys, versions = rows.column(key).to_pylist(), rows.column(version_column).to_pylist()
+    changed = [i for i, (k, v) in enumerate(zip(keys, versions, strict=True)) if stored.get(k) != v]
+    if not changed:
+        return 0, 0
+    source = rows.take(changed)
+    inserted = sum(1 for i in changed if keys[i] not in stored)
+    (
+        DeltaTable(uri, storage_options=storage_options)
+        .merge(source, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t")
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .execute()
+    )
+    return inserted, len(changed) - inserted
+
+
+def read_table(
+    uri: str, columns: list[str] | None = None, storage_options: dict | None = None
+) -> pa.Table | None:
+    """A whole Delta table as Arrow (None if it does not exist yet)."""
+    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+        return None
+    return DeltaTable(uri, storage_options=storage_options).to_pyarrow_table(columns=columns)

@@ -114,7 +114,9 @@ class DeltaLakeResource(ConfigurableResource):
     """Where podrec's Delta tables live (a local folder or an object-store URI) and how to reach them (delta-rs)."""
 
     root: str = Field(description="env PODREC_DELTA_ROOT: a folder or e.g. s3://bucket/podrec")
-    aws_endpoint_url: str | None = Field(default=None, description="env AWS_ENDPOINT_URL, for S3-compatible stores")
+    aws_endpoint_url: str | None = Field(
+        default=None, description="env AWS_ENDPOINT_URL, for S3-compatible stores"
+    )
 
     def table_uri(self, name: str) -> str:
         if "://" in self.root:
@@ -133,6 +135,34 @@ class ModelStoreResource(ConfigurableResource):
 
     def registry(self, name: str) -> ModelRegistry:
         return ModelRegistry(Path(self.root), name)
+
+
+class CatalogResource(ConfigurableResource):
+    """Where the episode catalog comes from (content/sources.py): any of podcastindex, rss, movielens, sample."""
+
+    sources: str = Field(default="sample", description="env PODREC_CATALOG_SOURCES, comma-separated")
+    rss_feeds: str = Field(default="", description="env PODREC_RSS_FEEDS: comma-separated feed URLs")
+    podcastindex_api_key: str | None = Field(default=None, description="env PODCASTINDEX_API_KEY")
+    podcastindex_api_secret: str | None = Field(default=None, description="env PODCASTINDEX_API_SECRET")
+    podcastindex_base_url: str = Field(
+        default="https://api.podcastindex.org/api/1.0", description="env PODCASTINDEX_BASE_URL"
+    )
+    max_feeds: int = Field(default=50, description="trending feeds to take from PodcastIndex")
+
+    def collect(self):
+        from podrec_assets.content.catalog import collect_catalog
+        from podrec_assets.content.sources import PodcastIndexClient
+
+        client = None
+        if self.podcastindex_api_key and self.podcastindex_api_secret:
+            client = PodcastIndexClient(
+                base_url=self.podcastindex_base_url,
+                api_key=self.podcastindex_api_key,
+                api_secret=self.podcastindex_api_secret,
+            )
+        sources = [s.strip() for s in self.sources.split(",") if s.strip()]
+        feeds = [f.strip() for f in self.rss_feeds.split(",") if f.strip()]
+        return collect_catalog(sources, feeds, client, self.max_feeds)
 
 
 def build_resources(resolved: bool = False) -> dict:
@@ -159,8 +189,17 @@ def build_resources(resolved: bool = False) -> dict:
             sasl_password=optional("KAFKA_SASL_PASSWORD"),
         ),
         "mongo": MongoResource(uri=env("MONGO_URI"), database=env("MONGO_DB")),
-        "delta": DeltaLakeResource(root=env("PODREC_DELTA_ROOT"), aws_endpoint_url=optional("AWS_ENDPOINT_URL")),
+        "delta": DeltaLakeResource(
+            root=env("PODREC_DELTA_ROOT"), aws_endpoint_url=optional("AWS_ENDPOINT_URL")
+        ),
         "models": ModelStoreResource(root=env("PODREC_MODEL_ROOT")),
+        "catalog": CatalogResource(
+            sources=optional("PODREC_CATALOG_SOURCES") or "sample",
+            rss_feeds=optional("PODREC_RSS_FEEDS") or "",
+            podcastindex_api_key=optional("PODCASTINDEX_API_KEY"),
+            podcastindex_api_secret=optional("PODCASTINDEX_API_SECRET"),
+            podcastindex_base_url=optional("PODCASTINDEX_BASE_URL") or "https://api.podcastindex.org/api/1.0",
+        ),
         # dagster-pyspark's resource; `spark.remote` makes its builder return a Spark Connect session, so every run
         # connects to one long-lived Spark server in ~0.5 s instead of starting a JVM (15-40 s here).
         "pyspark": PySparkResource(spark_config={"spark.remote": os.environ["SPARK_REMOTE"]}),

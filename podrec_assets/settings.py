@@ -67,7 +67,9 @@ def external_services() -> dict[str, str]:
     """Roles whose service the user gave explicitly (before any defaults were applied)."""
     given = os.environ.get("PODREC_EXTERNAL_SERVICES")
     if given is not None:  # recorded by apply_local_defaults() so child processes see the original choice
-        return {role: os.environ[var] for role, var in EXTERNAL_SERVICE_VARS.items() if role in given.split(",")}
+        return {
+            role: os.environ[var] for role, var in EXTERNAL_SERVICE_VARS.items() if role in given.split(",")
+        }
     return {role: os.environ[var] for role, var in EXTERNAL_SERVICE_VARS.items() if os.environ.get(var)}
 
 

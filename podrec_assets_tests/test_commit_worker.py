@@ -39,7 +39,9 @@ def test_a_racing_writer_fails_the_run_with_commit_failed_error(kafka, delta):
     produce(kafka, v1_events(300))
     one_event = Messages(0, [0], [orjson.dumps(v1_events(1, prefix="rival")[0])], [None], [-1])
 
-    def race(report):  # after the first commit, before the second is asked for: another run moves every position
+    def race(
+        report,
+    ):  # after the first commit, before the second is asked for: another run moves every position
         if report.commits == 1:
             rival = open_sink(delta, kafka)
             batch = build_batch([one_event], rival, {}, datetime.now(UTC))
@@ -49,7 +51,9 @@ def test_a_racing_writer_fails_the_run_with_commit_failed_error(kafka, delta):
         ingest_pending(kafka.consumer, open_sink(delta, kafka), IngestLimits(batch_events=100), on_batch=race)
     assert isinstance(raised.value.__cause__, CommitWorkerError)
     assert "Traceback" in str(raised.value.__cause__)  # the worker's own traceback comes along
-    assert table(delta).num_rows == 100 + 1  # the first batch and the rival's event; nothing of the loser's second
+    assert (
+        table(delta).num_rows == 100 + 1
+    )  # the first batch and the rival's event; nothing of the loser's second
 
 
 def test_a_worker_that_dies_is_reported_not_waited_for(kafka, delta):
@@ -61,7 +65,9 @@ def test_a_worker_that_dies_is_reported_not_waited_for(kafka, delta):
 
     started = time.monotonic()
     with pytest.raises(CommitWorkerError, match="exited with status -9"):
-        ingest_pending(kafka.consumer, open_sink(delta, kafka), IngestLimits(batch_events=100), on_batch=kill_worker)
+        ingest_pending(
+            kafka.consumer, open_sink(delta, kafka), IngestLimits(batch_events=100), on_batch=kill_worker
+        )
     assert time.monotonic() - started < 30
     assert commit_workers_of(os.getpid()) == []
 
@@ -73,7 +79,9 @@ def test_the_worker_dies_with_its_parent(kafka, delta):
     raw_uri = delta.table_uri(RAW_USER_EVENTS)
     deadline = time.monotonic() + 120
     while not DeltaTable.is_deltatable(raw_uri) or DeltaTable(raw_uri).version() < 1:  # committing by now
-        assert process.poll() is None and time.monotonic() < deadline, "the ingestion ended before it could be killed"
+        assert process.poll() is None and time.monotonic() < deadline, (
+            "the ingestion ended before it could be killed"
+        )
         time.sleep(0.02)
     workers = commit_workers_of(process.pid)
     assert len(workers) == 1

@@ -14,8 +14,12 @@ def test_definitions_are_loadable_and_complete():
         "daily_engagement",
         "als_model",
         "als_recommendations",
+        "episodes",
+        "transcripts",
+        "transcript_embeddings",
+        "episode_similarity",
     }
     for sensor in ("user_events_kafka_sensor", "late_events_sensor"):
         assert defs.resolve_sensor_def(sensor)
-    for schedule in ("daily_engagement_schedule", "als_training_schedule"):
+    for schedule in ("daily_engagement_schedule", "als_training_schedule", "episode_catalog_schedule"):
         assert defs.resolve_schedule_def(schedule)

@@ -100,7 +100,9 @@ def test_two_writers_racing_on_the_same_positions_cannot_both_commit(kafka, delt
     messages = []
     assign_at(consumer, kafka.topic, {p: None for p in range(3)})
     while sum(len(m.offsets) for m in messages) < 20:
-        messages += [Messages.from_records(tp.partition, rs) for tp, rs in consumer.poll(timeout_ms=2000).items()]
+        messages += [
+            Messages.from_records(tp.partition, rs) for tp, rs in consumer.poll(timeout_ms=2000).items()
+        ]
     consumer.close()
     now = datetime.now(UTC)
     b1, b2 = build_batch(messages, first, {}, now), build_batch(messages, second, {}, now)

@@ -38,7 +38,9 @@ def listening(shuffle_before: datetime | None = None) -> list[dict]:
 def build_engagement(delta, resources, events):
     write_raw_events(delta, events)
     first, last = (END - timedelta(days=DAYS)).date(), END.date()
-    assert materialize([daily_engagement], tags=partition_range_tags(first, last), resources=resources).success
+    assert materialize(
+        [daily_engagement], tags=partition_range_tags(first, last), resources=resources
+    ).success
 
 
 def snapshot(folder: Path) -> dict[str, str]:

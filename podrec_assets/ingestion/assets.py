@@ -1,6 +1,5 @@
 """`raw_user_events` and `quarantined_events`: one ingestion step writes both, exactly once (see kafka_to_delta)."""
 
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -74,7 +73,9 @@ def report_metadata(report: IngestReport, table_uri: str) -> dict:
     ],
     pool="kafka_ingest",  # one ingestion at a time (dagster.yaml); Delta rejects a racing commit anyway
 )
-def user_event_tables(context: AssetExecutionContext, config: IngestConfig, kafka: KafkaResource, delta: DeltaLakeResource):
+def user_event_tables(
+    context: AssetExecutionContext, config: IngestConfig, kafka: KafkaResource, delta: DeltaLakeResource
+):
     """Ingest everything pending on the events topic (bounded by `max_events`) into the two Delta tables."""
     sink = open_sink(delta, kafka)
     report = ingest_pending(

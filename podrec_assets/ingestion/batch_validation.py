@@ -129,7 +129,9 @@ def _fast_rows(parsed: pa.Table, now: datetime) -> tuple[pa.Table, pa.Array]:
 
     ts_text = pc.coalesce(col("ts"), col("timestamp"))
     iso = pc.fill_null(pc.match_substring_regex(ts_text, _ISO_TIMESTAMP), False)
-    zoned = pc.if_else(pc.match_substring_regex(ts_text, _HAS_ZONE), ts_text, pc.binary_join_element_wise(ts_text, "Z", ""))
+    zoned = pc.if_else(
+        pc.match_substring_regex(ts_text, _HAS_ZONE), ts_text, pc.binary_join_element_wise(ts_text, "Z", "")
+    )
     try:
         ts = pc.cast(pc.if_else(iso, zoned, pa.scalar(None, pa.string())), _TS_TYPE)
     except pa.ArrowInvalid:  # e.g. February 30th somewhere in the block: let the precise path name it
@@ -143,7 +145,9 @@ def _fast_rows(parsed: pa.Table, now: datetime) -> tuple[pa.Table, pa.Array]:
     source_format = pc.if_else(
         pc.is_valid(col("schema_version")),
         "v1",
-        pc.if_else(pc.or_(pc.is_valid(col("event")), pc.is_valid(col("new_episode_id"))), "seed000", "seed003"),
+        pc.if_else(
+            pc.or_(pc.is_valid(col("event")), pc.is_valid(col("new_episode_id"))), "seed000", "seed003"
+        ),
     )
     rows = pa.table(
         {
@@ -169,14 +173,20 @@ def _fast_rows(parsed: pa.Table, now: datetime) -> tuple[pa.Table, pa.Array]:
 
 def validate_batch(values: list[bytes | None], now: datetime) -> BatchValidation:
     """Validate every message of a batch: canonical rows for the good ones, a reason for each bad one."""
-    candidates = [i for i, value in enumerate(values) if value is not None and len(value) <= MAX_MESSAGE_BYTES]
+    candidates = [
+        i for i, value in enumerate(values) if value is not None and len(value) <= MAX_MESSAGE_BYTES
+    ]
     tables: list[pa.Table] = []
     event_indices: list[int] = []
-    precise: list[int] = sorted(set(range(len(values))).difference(candidates)) if len(candidates) < len(values) else []
+    precise: list[int] = (
+        sorted(set(range(len(values))).difference(candidates)) if len(candidates) < len(values) else []
+    )
     for start in range(0, len(candidates), BLOCK_ROWS):
         block = candidates[start : start + BLOCK_ROWS]
         try:
-            parsed = pa_json.read_json(io.BytesIO(b"\n".join([values[i] for i in block])), parse_options=_PARSE_OPTIONS)
+            parsed = pa_json.read_json(
+                io.BytesIO(b"\n".join([values[i] for i in block])), parse_options=_PARSE_OPTIONS
+            )
         except (pa.ArrowInvalid, UnicodeDecodeError):
             precise.extend(block)
             continue

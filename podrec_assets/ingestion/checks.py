@@ -34,7 +34,9 @@ def null_key_counts(events: pa.Table) -> dict[str, int]:
     """Nulls in required keys, plus content events without an episode_id."""
     counts = {name: events[name].null_count for name in REQUIRED_KEYS}
     is_content = pc.is_in(events["event_type"], value_set=pa.array(sorted(CONTENT_EVENT_TYPES)))
-    counts["episode_id (content events)"] = pc.sum(pc.and_(is_content, pc.is_null(events["episode_id"]))).as_py() or 0
+    counts["episode_id (content events)"] = (
+        pc.sum(pc.and_(is_content, pc.is_null(events["episode_id"]))).as_py() or 0
+    )
     return {k: v for k, v in counts.items() if v}
 
 
@@ -64,32 +66,56 @@ def _touched_dates_filter(context: AssetCheckExecutionContext):
     return [("event_date", "in", list(dates))] if dates else None
 
 
-@asset_check(asset=RAW_USER_EVENTS, name="schema_matches_contract", description="The Delta table has exactly the columns and types of the contract.")
+@asset_check(
+    asset=RAW_USER_EVENTS,
+    name="schema_matches_contract",
+    description="The Delta table has exactly the columns and types of the contract.",
+)
 def raw_user_events_schema(delta: DeltaLakeResource) -> AssetCheckResult:
     actual = pa.schema(_raw_table(delta).schema().to_arrow())
     problems = schema_differences(actual)
     return AssetCheckResult(passed=not problems, metadata={"problems": problems or "none"})
 
 
-@asset_check(asset=RAW_USER_EVENTS, name="no_null_keys", description="No null event_id, user_id, type or ts; content events name an episode.")
-def raw_user_events_no_null_keys(context: AssetCheckExecutionContext, delta: DeltaLakeResource) -> AssetCheckResult:
+@asset_check(
+    asset=RAW_USER_EVENTS,
+    name="no_null_keys",
+    description="No null event_id, user_id, type or ts; content events name an episode.",
+)
+def raw_user_events_no_null_keys(
+    context: AssetCheckExecutionContext, delta: DeltaLakeResource
+) -> AssetCheckResult:
     partitions = _touched_dates_filter(context)
     if partitions is None:
         return AssetCheckResult(passed=True, metadata={"rows_checked": 0, "note": "last run wrote no events"})
     events = _raw_table(delta).to_pyarrow_table(filters=partitions, columns=[*REQUIRED_KEYS, "episode_id"])
     nulls = null_key_counts(events)
-    return AssetCheckResult(passed=not nulls, metadata={"rows_checked": events.num_rows, "nulls": nulls or "none"})
+    return AssetCheckResult(
+        passed=not nulls, metadata={"rows_checked": events.num_rows, "nulls": nulls or "none"}
+    )
 
 
-@asset_check(asset=RAW_USER_EVENTS, name="unique_event_id", description="Every event_id appears once in the whole table.")
+@asset_check(
+    asset=RAW_USER_EVENTS,
+    name="unique_event_id",
+    description="Every event_id appears once in the whole table.",
+)
 def raw_user_events_unique_event_id(delta: DeltaLakeResource) -> AssetCheckResult:
     ids = _raw_table(delta).to_pyarrow_table(columns=["event_id"])["event_id"]
     duplicates = duplicate_event_ids(ids)
-    return AssetCheckResult(passed=duplicates == 0, metadata={"rows": len(ids), "duplicate_event_ids": duplicates})
+    return AssetCheckResult(
+        passed=duplicates == 0, metadata={"rows": len(ids), "duplicate_event_ids": duplicates}
+    )
 
 
-@asset_check(asset=RAW_USER_EVENTS, name="known_event_types", description="Every event_type is one of the contract's canonical types.")
-def raw_user_events_known_event_types(context: AssetCheckExecutionContext, delta: DeltaLakeResource) -> AssetCheckResult:
+@asset_check(
+    asset=RAW_USER_EVENTS,
+    name="known_event_types",
+    description="Every event_type is one of the contract's canonical types.",
+)
+def raw_user_events_known_event_types(
+    context: AssetCheckExecutionContext, delta: DeltaLakeResource
+) -> AssetCheckResult:
     partitions = _touched_dates_filter(context)
     if partitions is None:
         return AssetCheckResult(passed=True, metadata={"note": "last run wrote no events"})
@@ -99,7 +125,9 @@ def raw_user_events_known_event_types(context: AssetCheckExecutionContext, delta
 
 
 class QuarantineRateConfig(Config):
-    max_rate: float = Field(default=0.05, description="largest share of a run's messages that may be quarantined")
+    max_rate: float = Field(
+        default=0.05, description="largest share of a run's messages that may be quarantined"
+    )
 
 
 @asset_check(
@@ -118,7 +146,12 @@ def raw_user_events_quarantine_rate(
     return AssetCheckResult(
         passed=rate <= config.max_rate,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"messages": messages, "quarantined": quarantined, "rate": rate, "max_rate": config.max_rate},
+        metadata={
+            "messages": messages,
+            "quarantined": quarantined,
+            "rate": rate,
+            "max_rate": config.max_rate,
+        },
     )
 
 

@@ -156,7 +156,9 @@ class CommitWorker:
             reply = _read_frame(self._process.stdout)
         if reply is None:
             status = self._process.wait()
-            return CommitWorkerError(f"commit worker exited with status {status} without saying why (see its stderr)")
+            return CommitWorkerError(
+                f"commit worker exited with status {status} without saying why (see its stderr)"
+            )
         remote_traceback, pickled = reply[1]
         cause = CommitWorkerError(f"commit worker failed:\n{remote_traceback}")
         try:
@@ -189,7 +191,9 @@ class _NoPandas(importlib.abc.MetaPathFinder):
 
     def find_spec(self, name: str, path=None, target=None) -> None:
         if name.partition(".")[0] == "pandas":
-            raise ModuleNotFoundError(f"{name} is kept out of the commit worker (commit_worker._NoPandas)", name=name)
+            raise ModuleNotFoundError(
+                f"{name} is kept out of the commit worker (commit_worker._NoPandas)", name=name
+            )
 
 
 def _die_with_parent() -> None:

@@ -254,7 +254,9 @@ def validate_message(raw: bytes | None, now: datetime) -> tuple:
     elif event_type == "rate":
         raise InvalidEvent("rating_missing", "rate event without rating")
 
-    position = _optional_number(message, metadata, "position_sec", "position_sec", "final_position", "position")
+    position = _optional_number(
+        message, metadata, "position_sec", "position_sec", "final_position", "position"
+    )
     from_sec = _optional_number(message, metadata, "from_sec", "from_sec")
     to_sec = _optional_number(message, metadata, "to_sec", "to_sec")
     played_pct = _optional_number(message, metadata, "played_pct", "played_pct", "completion_rate")
@@ -322,5 +324,6 @@ def make_v1_event(
         "metadata": metadata,
     }
     return {k: v for k, v in message.items() if v is not None}
+
 
 SCHEMA_PATH = Path(__file__).with_name("listener_event.v1.schema.json")

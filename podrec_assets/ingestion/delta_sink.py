@@ -32,7 +32,9 @@ from podrec_assets.ingestion.tables import (
 )
 
 
-def ensure_table(uri: str, schema: pa.Schema, partition_by: list[str] | None, storage_options=None) -> DeltaTable:
+def ensure_table(
+    uri: str, schema: pa.Schema, partition_by: list[str] | None, storage_options=None
+) -> DeltaTable:
     if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
         try:
             DeltaTable.create(uri, schema=schema, partition_by=partition_by, storage_options=storage_options)
@@ -60,13 +62,21 @@ class DeltaEventSink:
         self.raw_uri, self.quarantine_uri, self.storage_options = raw_uri, quarantine_uri, storage_options
         self.topic = topic
         self.topic_id = topic_id
-        self.raw = ensure_table(raw_uri, RAW_USER_EVENTS_SCHEMA, RAW_USER_EVENTS_PARTITION_BY, storage_options)
+        self.raw = ensure_table(
+            raw_uri, RAW_USER_EVENTS_SCHEMA, RAW_USER_EVENTS_PARTITION_BY, storage_options
+        )
         self.quarantine = ensure_table(quarantine_uri, QUARANTINED_EVENTS_SCHEMA, None, storage_options)
         self._known_ids: set[str] | None = None
 
     def __reduce__(self):
         """Pickled as where the tables are: unpickling (in the commit worker) opens them anew."""
-        return DeltaEventSink, (self.raw_uri, self.quarantine_uri, self.topic, self.topic_id, self.storage_options)
+        return DeltaEventSink, (
+            self.raw_uri,
+            self.quarantine_uri,
+            self.topic,
+            self.topic_id,
+            self.storage_options,
+        )
 
     def refresh(self) -> None:
         """Catch up with commits made through another handle (the commit worker's)."""

@@ -123,10 +123,14 @@ def ingest_pending(
                     if not polled:
                         report.caught_up = True
                         break
-                    worker.send_messages([Messages.from_records(tp.partition, rs) for tp, rs in polled.items()])
+                    worker.send_messages(
+                        [Messages.from_records(tp.partition, rs) for tp, rs in polled.items()]
+                    )
                     read += sum(len(records) for records in polled.values())
                 if in_flight:
-                    add_to_report(worker.wait_committed())  # raises if it failed, before anything else commits
+                    add_to_report(
+                        worker.wait_committed()
+                    )  # raises if it failed, before anything else commits
                     in_flight = False
                 if not read:
                     break

@@ -61,7 +61,9 @@ def positions_tag(key: str) -> str:
     description="Requests an ingestion run when a partition of the events topic has messages beyond the positions "
     "stored in raw_user_events' Delta log.",
 )
-def user_events_kafka_sensor(context: SensorEvaluationContext, kafka: KafkaResource, delta: DeltaLakeResource):
+def user_events_kafka_sensor(
+    context: SensorEvaluationContext, kafka: KafkaResource, delta: DeltaLakeResource
+):
     consumer = kafka.consumer(fetch_max_wait_ms=100, max_partition_fetch_bytes=64 * 1024)
     try:
         partitions = consumer.partitions_for_topic(kafka.topic)

@@ -75,4 +75,6 @@ def stored_positions(
 def rows_to_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
     """Row tuples, fields in schema order, as an Arrow table of that schema."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
-    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )

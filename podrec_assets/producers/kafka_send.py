@@ -46,11 +46,17 @@ def send_messages(
         report.first_error = report.first_error or f"{type(error).__name__}: {error}"
 
     try:
-        for key, value in tqdm(messages, total=total, unit="ev", disable=not progress, desc=f"→ {kafka.topic}"):
+        for key, value in tqdm(
+            messages, total=total, unit="ev", disable=not progress, desc=f"→ {kafka.topic}"
+        ):
             try:
-                producer.send(kafka.topic, key=key, value=value).add_callback(on_success).add_errback(on_error)
+                producer.send(kafka.topic, key=key, value=value).add_callback(on_success).add_errback(
+                    on_error
+                )
             except (KafkaTimeoutError, KafkaConnectionError) as error:  # the broker went away mid-run
-                raise BrokerUnavailable(f"Kafka at {kafka.bootstrap_servers} stopped answering: {error}") from None
+                raise BrokerUnavailable(
+                    f"Kafka at {kafka.bootstrap_servers} stopped answering: {error}"
+                ) from None
             except KafkaError as error:
                 on_error(error)
         producer.flush()

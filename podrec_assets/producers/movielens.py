@@ -56,7 +56,9 @@ def episode_id(item: str) -> str:
     return f"ml-{item}"
 
 
-def replay_events(ratings: list[Rating], speed: float | None = None, now: datetime | None = None) -> Iterator[dict]:
+def replay_events(
+    ratings: list[Rating], speed: float | None = None, now: datetime | None = None
+) -> Iterator[dict]:
     """v1 `rate` events in timestamp order. With `speed`, time is compressed toward now: the last rating lands at
     `now` and earlier ones `speed` times closer to it than they really were (0.5 years at speed 26 ≈ one week)."""
     ordered = sorted(ratings, key=lambda r: (r.timestamp, r.user, r.item))

@@ -68,11 +68,31 @@ def _dirichlet(rng: random.Random, keys: tuple[str, ...], alpha: float) -> dict[
     return {k: d / total for k, d in zip(keys, draws, strict=True)}
 
 
-def make_listeners(n: int, rng: random.Random) -> list[Listener]:
+def catalog_from_documents(documents: list[dict]) -> list[Episode]:
+    """Episodes of the real catalog (MongoDB `episodes`, as the `episodes` asset mirrors it) for the generator: the
+    first category is the one tastes are over; an episode's hidden quality is drawn from its id, so it is stable."""
+    catalog = []
+    for doc in sorted(documents, key=lambda d: d["episode_id"]):
+        categories = doc.get("categories") or ["general"]
+        rng = random.Random(doc["episode_id"])
+        catalog.append(
+            Episode(
+                episode_id=doc["episode_id"],
+                title=doc.get("title") or doc["episode_id"],
+                show=doc.get("show") or "",
+                category=str(categories[0]).lower(),
+                duration_sec=int(doc.get("duration_sec") or rng.randrange(900, 5400)),
+                quality=rng.betavariate(4, 2),
+            )
+        )
+    return catalog
+
+
+def make_listeners(n: int, rng: random.Random, categories: tuple[str, ...] = CATEGORIES) -> list[Listener]:
     return [
         Listener(
             user_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            taste=_dirichlet(rng, CATEGORIES, alpha=0.3),
+            taste=_dirichlet(rng, categories, alpha=0.3),
             device=rng.choice(DEVICES),
             activity=rng.lognormvariate(0, 0.6),
         )
@@ -125,9 +145,14 @@ def generate_events(
     ids = random.Random(f"{seed}:{end.isoformat()}")
     start = end - timedelta(days=days)
     span = (end - start).total_seconds()
-    for listener in make_listeners(users, rng):
+    found = {e.category for e in catalog}
+    # the built-in categories first, in their order (same seed, same listeners), then any the catalog adds
+    categories = tuple(c for c in CATEGORIES if c in found) + tuple(sorted(found - set(CATEGORIES)))
+    for listener in make_listeners(users, rng, categories):
         appeals = [listener.taste[e.category] * e.quality for e in catalog]
-        cumulative = list(itertools.accumulate(a * a + 1e-4 for a in appeals))  # picks favour appealing episodes
+        cumulative = list(
+            itertools.accumulate(a * a + 1e-4 for a in appeals)
+        )  # picks favour appealing episodes
         n_sessions = max(1, round(rng.expovariate(1 / sessions_per_user) * listener.activity))
         for _ in range(n_sessions):
             i = bisect.bisect_left(cumulative, rng.random() * cumulative[-1])
@@ -147,7 +172,11 @@ def generate_events(
 
 def to_seed000(message: dict) -> dict:
     """The same event in the first generator's format (seed 000), for legacy-compatibility runs."""
-    legacy = {k: v for k, v in message.items() if k not in ("schema_version", "episode_id", "event_type", "metadata")}
+    legacy = {
+        k: v
+        for k, v in message.items()
+        if k not in ("schema_version", "episode_id", "event_type", "metadata")
+    }
     legacy["new_episode_id"] = message["episode_id"]
     legacy["event"] = message["event_type"]
     return legacy

@@ -46,7 +46,9 @@ def _kafka_command(port: int, home: Path) -> list[str]:
 
 
 def _mongo_command(port: int, home: Path) -> list[str]:
-    server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
+    server = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which(
+        "secantusd-py"
+    )
     if server is None:
         raise ServiceError("secantusd-py is not installed: run `make install`")
     data = home / "mongo"
@@ -188,7 +190,9 @@ class LocalStack:
             if role in external:
                 error = _try(spec.healthy, external[role])
                 if error:
-                    raise ServiceError(f"{role}: external service {spec.env_var}={external[role]} is unreachable: {error}")
+                    raise ServiceError(
+                        f"{role}: external service {spec.env_var}={external[role]} is unreachable: {error}"
+                    )
                 log(f"{role}: using external {external[role]}")
                 continue
             if self._recorded(role):
