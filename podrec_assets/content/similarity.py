@@ -42,7 +42,8 @@ def top_k_similar(
         scores = buf[:b]
         np.matmul(vecs[s:e], vecs.T, out=scores)
         scores[np.arange(b), np.arange(s, e)] = -np.inf  # never one's own neighbour
-        part = np.argpartition(scores, n - kk, axis=1)[:, n - kk :]  # the kk largest, unordered
+        # The kk largest, unordered; copied so the b x n int64 index array is freed at once.
+        part = np.argpartition(scores, n - kk, axis=1)[:, n - kk :].copy()
         part_scores = np.take_along_axis(scores, part, axis=1)
         # Ties at the k-th score: argpartition picks arbitrarily among equal scores; redo those rows stably.
         threshold = part_scores.min(axis=1)
