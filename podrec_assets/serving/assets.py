@@ -1,0 +1,84 @@
+"""`final_recommendations` (the hybrid, as a Delta table gated by blocking checks) and `published_recommendations`
+(MongoDB `final_recommendations` and seed 000's `als_top_n`, each replaced atomically). A failing blocking check on
+the Delta table stops the publish, so the previous set stays live."""
+
+from datetime import UTC, datetime
+
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from deltalake import write_deltalake
+
+from podrec_assets.content.tables import EPISODE_SIMILARITY, EPISODES
+from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
+from podrec_assets.lakehouse import delta_version, read_table
+from podrec_assets.models.als import read_factors
+from podrec_assets.models.assets import ALS_MODEL
+from podrec_assets.models.registry import read_ids
+from podrec_assets.resources import DeltaLakeResource, ModelStoreResource
+from podrec_assets.serving.recommendations import (
+    FINAL_RECOMMENDATIONS,
+    AlsModel,
+    HybridConfig,
+)
+from podrec_assets.serving.recommendations import (
+    final_recommendations as build_final_recommendations,
+)
+
+SERVING_GROUP = "serving"
+PUBLISHED_RECOMMENDATIONS = "published_recommendations"
+
+
+def current_als_model(models: ModelStoreResource) -> AlsModel | None:
+    registry = models.registry("als")
+    version = registry.current()
+    if version is None:
+        return None
+    folder = registry.path(version)
+    return AlsModel(
+        version=version,
+        user_ids=read_ids(folder / "user_ids.parquet", "user_id"),
+        episode_ids=read_ids(folder / "episode_ids.parquet", "episode_id"),
+        users=read_factors(folder / "user_factors.parquet"),
+        episodes=read_factors(folder / "item_factors.parquet"),
+    )
+
+
+@asset(
+    name=FINAL_RECOMMENDATIONS,
+    deps=[ALS_MODEL, EPISODE_SIMILARITY, EPISODES, DAILY_ENGAGEMENT],
+    group_name=SERVING_GROUP,
+    kinds={"delta"},
+    description="Top-N per user blending the current ALS model and content similarity (serving/hybrid.py), each "
+    "with a reason; users without history get popular episodes. Replaced as a whole on each run.",
+)
+def final_recommendations(
+    context: AssetExecutionContext,
+    config: HybridConfig,
+    delta: DeltaLakeResource,
+    models: ModelStoreResource,
+) -> MaterializeResult:
+    options = delta.storage_options()
+    catalog = read_table(delta.table_uri(EPISODES), ["episode_id", "title"], options)
+    daily = read_table(delta.table_uri(DAILY_ENGAGEMENT), storage_options=options)
+    if catalog is None or daily is None:
+        raise Failure("episodes and daily_engagement must be materialized first")
+    similarity = read_table(delta.table_uri(EPISODE_SIMILARITY), storage_options=options)
+    model = current_als_model(models)
+    if model is None:
+        context.log.warning(
+            "no promoted ALS model: recommendations come from content similarity and popularity"
+        )
+    rows = build_final_recommendations(catalog, daily, similarity, model, config, datetime.now(UTC))
+    uri = delta.table_uri(FINAL_RECOMMENDATIONS)
+    write_deltalake(uri, rows, mode="overwrite", schema_mode="overwrite", storage_options=options)
+    sources = rows.group_by("source").aggregate([("source", "count")]).to_pylist()
+    return MaterializeResult(
+        metadata={
+            "users": len(set(rows.column("user_id").to_pylist())),
+            "rows": rows.num_rows,
+            "by_source": MetadataValue.json({r["source"]: r["source_count"] for r in sources}),
+            "model_version": model.version if model else "",
+            "als_weight": config.als_weight,
+            "top_n": config.top_n,
+            "delta_version": delta_version(uri, options),
+        }
+    )

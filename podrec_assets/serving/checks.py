@@ -1,0 +1,97 @@
+"""Checks of `final_recommendations` (the Delta table, before anything is published). The blocking ones stop
+`published_recommendations`, so MongoDB keeps serving the previous set."""
+
+from datetime import timedelta
+
+import pyarrow as pa
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, MetadataValue, asset_check
+
+from podrec_assets.content.tables import EPISODES
+from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
+from podrec_assets.lakehouse import read_table
+from podrec_assets.models.checks import engaged_pairs_recommended, inconsistent_rankings
+from podrec_assets.resources import DeltaLakeResource
+from podrec_assets.serving.recommendations import COLD_START_USER, FINAL_RECOMMENDATIONS
+
+ACTIVE_DAYS = 30
+
+
+def _recommendations(delta: DeltaLakeResource, columns=None) -> pa.Table:
+    return read_table(delta.table_uri(FINAL_RECOMMENDATIONS), columns, delta.storage_options())
+
+
+def shortfalls(
+    recommendations: pa.Table, daily: pa.Table, catalog_size: int, top_n: int, active_days: int
+) -> dict:
+    """Active users (engaged in the last `active_days` days) with fewer than top_n recommendations although the
+    catalog holds enough episodes they have not engaged with; such a shortfall has no stated reason."""
+    frame = daily.select(["user_id", "episode_id", "event_date"]).to_pandas()
+    newest = frame["event_date"].max()
+    active = set(frame.loc[frame["event_date"] > newest - timedelta(days=active_days), "user_id"])
+    engaged = frame.groupby("user_id")["episode_id"].nunique()
+    served = recommendations.select(["user_id"]).to_pandas().value_counts("user_id")
+    missing = []
+    for user in sorted(active | {COLD_START_USER}):
+        available = catalog_size - int(
+            engaged.get(user, 0)
+        )  # an upper bound: engaged may include non-catalog ids
+        wanted = min(top_n, max(available, 0))
+        if int(served.get(user, 0)) < wanted:
+            missing.append(user)
+    return {"active_users": len(active), "short_without_reason": len(missing), "examples": missing[:10]}
+
+
+@asset_check(
+    asset=FINAL_RECOMMENDATIONS, blocking=True, description="no episode a user engaged with is recommended"
+)
+def no_heard_or_skipped(delta: DeltaLakeResource) -> AssetCheckResult:
+    engaged = read_table(
+        delta.table_uri(DAILY_ENGAGEMENT), ["user_id", "episode_id"], delta.storage_options()
+    )
+    found = engaged_pairs_recommended(_recommendations(delta, ["user_id", "episode_id"]), engaged)
+    return AssetCheckResult(passed=found == 0, metadata={"engaged_pairs_recommended": found})
+
+
+@asset_check(
+    asset=FINAL_RECOMMENDATIONS,
+    blocking=True,
+    description="ranks 1..n per user, no episode twice, scores fall with rank, every episode in the catalog",
+)
+def lists_consistent(delta: DeltaLakeResource) -> AssetCheckResult:
+    recommendations = _recommendations(delta, ["user_id", "episode_id", "rank", "score"])
+    catalog = set(read_table(delta.table_uri(EPISODES), ["episode_id"], delta.storage_options())
+                  .column("episode_id").to_pylist())  # fmt: skip
+    problems = inconsistent_rankings(recommendations)
+    problems["unknown_episodes"] = sum(
+        1 for e in recommendations.column("episode_id").to_pylist() if e not in catalog
+    )
+    return AssetCheckResult(
+        passed=not any(problems.values()), metadata={"problems": MetadataValue.json(problems)}
+    )
+
+
+@asset_check(
+    asset=FINAL_RECOMMENDATIONS,
+    blocking=True,
+    description=f"every user active in the last {ACTIVE_DAYS} days, and the cold-start list, has top_n "
+    "recommendations (fewer only when the catalog has fewer episodes they have not heard)",
+)
+def every_active_user_served(
+    context: AssetCheckExecutionContext, delta: DeltaLakeResource
+) -> AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(AssetKey(FINAL_RECOMMENDATIONS))
+    top_n = int(event.asset_materialization.metadata["top_n"].value)
+    options = delta.storage_options()
+    daily = read_table(delta.table_uri(DAILY_ENGAGEMENT), ["user_id", "episode_id", "event_date"], options)
+    catalog_size = read_table(delta.table_uri(EPISODES), ["episode_id"], options).num_rows
+    result = shortfalls(_recommendations(delta, ["user_id"]), daily, catalog_size, top_n, ACTIVE_DAYS)
+    return AssetCheckResult(
+        passed=result["short_without_reason"] == 0,
+        metadata={
+            **{k: v for k, v in result.items() if k != "examples"},
+            "examples": ", ".join(result["examples"]),
+        },
+    )
+
+
+final_recommendations_checks = [no_heard_or_skipped, lists_consistent, every_active_user_served]
