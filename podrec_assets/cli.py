@@ -346,7 +346,10 @@ def models_promote(version: str, reason: str) -> None:
 @click.option("--reg-param", type=float, default=None)
 @click.option("--alpha", type=float, default=None)
 @click.option("--max-iter", type=int, default=None)
-def evaluate(dataset: str, split: str, rank, reg_param, alpha, max_iter) -> None:
+@click.option("--hybrid/--no-hybrid", default=True, show_default=True,
+              help="also the hybrid (ALS + content) at several blend weights, and the cold-item experiment")  # fmt: skip
+@click.option("--weights", default="0.5,0.7,0.8,0.9,1.0", show_default=True, help="blend weights w to report")
+def evaluate(dataset: str, split: str, rank, reg_param, alpha, max_iter, hybrid: bool, weights: str) -> None:
     """Offline quality of the ALS model code on real data, beside published figures (needs Spark: starts it)."""
     from pyspark.sql import SparkSession
 
@@ -364,6 +367,13 @@ def evaluate(dataset: str, split: str, rank, reg_param, alpha, max_iter) -> None
     click.echo(f"ALS parameters: {params.model_dump()}")
     for line in report_lines(evaluate_movielens(spark, params, split), split):
         click.echo(line)
+    if hybrid:
+        from podrec_assets.serving.movielens_hybrid import evaluate_hybrid
+        from podrec_assets.serving.movielens_hybrid import report_lines as hybrid_lines
+
+        blend = [float(w) for w in weights.split(",")]
+        for line in hybrid_lines(evaluate_hybrid(spark, params, blend, split, cold_items=split == "test")):
+            click.echo(line)
 
 
 if __name__ == "__main__":
