@@ -348,7 +348,7 @@ def models_promote(version: str, reason: str) -> None:
 @click.option("--max-iter", type=int, default=None)
 @click.option("--hybrid/--no-hybrid", default=True, show_default=True,
               help="also the hybrid (ALS + content) at several blend weights, and the cold-item experiment")  # fmt: skip
-@click.option("--weights", default="0.5,0.7,0.8,0.9,1.0", show_default=True, help="blend weights w to report")
+@click.option("--weights", default="0.5,0.8,0.9,0.95,1.0", show_default=True, help="blend weights w to report")
 def evaluate(dataset: str, split: str, rank, reg_param, alpha, max_iter, hybrid: bool, weights: str) -> None:
     """Offline quality of the ALS model code on real data, beside published figures (needs Spark: starts it)."""
     from pyspark.sql import SparkSession

@@ -18,6 +18,7 @@ from podrec_assets.models.assets import als_model, als_recommendations
 from podrec_assets.models.checks import als_recommendations_checks
 from podrec_assets.models.schedules import als_training_job, als_training_schedule
 from podrec_assets.resources import build_resources
+from podrec_assets.stats.assets import global_stats, user_stats
 
 defs = Definitions(
     assets=[
@@ -29,6 +30,8 @@ defs = Definitions(
         transcripts,
         transcript_embeddings,
         episode_similarity,
+        user_stats,
+        global_stats,
     ],
     asset_checks=[*raw_user_events_checks, *als_recommendations_checks, *content_checks],
     jobs=[ingest_user_events_job, daily_engagement_job, als_training_job, episode_catalog_job],

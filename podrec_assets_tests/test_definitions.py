@@ -18,6 +18,9 @@ def test_definitions_are_loadable_and_complete():
         "transcripts",
         "transcript_embeddings",
         "episode_similarity",
+        "user_stats",
+        "user_affinities",
+        "global_stats",
     }
     for sensor in ("user_events_kafka_sensor", "late_events_sensor"):
         assert defs.resolve_sensor_def(sensor)

@@ -80,13 +80,14 @@ def ranking_metrics(
     RankingEvaluator computes one metric per call, each a small Spark job: the calls run concurrently (a Spark
     Connect session takes requests from several threads), so they cost about one job, not eight."""
     models = list(predictions)
+    column = {model: f"prediction_{i}" for i, model in enumerate(models)}  # any model name, a safe column name
     schema = StructType(
-        [StructField(model, ArrayType(DoubleType())) for model in models]
+        [StructField(column[model], ArrayType(DoubleType())) for model in models]
         + [StructField("label", ArrayType(DoubleType()))]
     )
     frame = pd.DataFrame(
         {
-            **{model: [[float(i) for i in p] for p in lists] for model, lists in predictions.items()},
+            **{column[model]: [[float(i) for i in p] for p in lists] for model, lists in predictions.items()},
             "label": [[float(i) for i in l] for l in labels],
         }
     )
@@ -95,10 +96,10 @@ def ranking_metrics(
 
     def evaluate(job: tuple[str, str]) -> float:
         model, spark_name = job
-        evaluator = RankingEvaluator(metricName=spark_name, k=k, predictionCol=model, labelCol="label")
+        evaluator = RankingEvaluator(metricName=spark_name, k=k, predictionCol=column[model], labelCol="label")
         return round(float(evaluator.evaluate(lists)), 6)
 
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(jobs), 8)) as pool:
         values = list(pool.map(evaluate, jobs))
     metrics: dict[str, dict[str, float]] = {model: {} for model in models}
     for (model, spark_name), value in zip(jobs, values, strict=True):

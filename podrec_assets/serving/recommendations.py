@@ -49,7 +49,7 @@ FINAL_RECOMMENDATIONS_SCHEMA = pa.schema(
 class HybridConfig(Config):
     top_n: int = Field(default=20, description="recommendations per user")
     als_weight: float = Field(
-        default=0.7, description="w in score = w·ALS + (1−w)·content (both per-user [0, 1]); README: Quality"
+        default=0.9, description="w in score = w·ALS + (1−w)·content (both per-user [0, 1]); README: Quality"
     )
     anchors: int = Field(default=5, description="engaged episodes per user whose neighbours are candidates")
     recency_half_life_days: float = Field(
