@@ -62,7 +62,9 @@ def _minmax(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     high = np.where(valid, scores, -np.inf).max(axis=1, keepdims=True)
     span = np.where(valid.any(axis=1, keepdims=True), high - low, 0)
     with np.errstate(invalid="ignore"):
-        scaled = np.where(span > 0, (scores - low) / np.where(span > 0, span, 1), (scores > 0).astype(np.float32))
+        scaled = np.where(
+            span > 0, (scores - low) / np.where(span > 0, span, 1), (scores > 0).astype(np.float32)
+        )
     return np.where(valid, scaled, 0).astype(np.float32)
 
 
