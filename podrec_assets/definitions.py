@@ -18,6 +18,8 @@ from podrec_assets.models.assets import als_model, als_recommendations
 from podrec_assets.models.checks import als_recommendations_checks
 from podrec_assets.models.schedules import als_training_job, als_training_schedule
 from podrec_assets.resources import build_resources
+from podrec_assets.serving.assets import final_recommendations, published_recommendations
+from podrec_assets.serving.checks import final_recommendations_checks
 from podrec_assets.stats.assets import global_stats, user_stats
 
 defs = Definitions(
@@ -30,10 +32,17 @@ defs = Definitions(
         transcripts,
         transcript_embeddings,
         episode_similarity,
+        final_recommendations,
+        published_recommendations,
         user_stats,
         global_stats,
     ],
-    asset_checks=[*raw_user_events_checks, *als_recommendations_checks, *content_checks],
+    asset_checks=[
+        *raw_user_events_checks,
+        *als_recommendations_checks,
+        *content_checks,
+        *final_recommendations_checks,
+    ],
     jobs=[ingest_user_events_job, daily_engagement_job, als_training_job, episode_catalog_job],
     sensors=[user_events_kafka_sensor, late_events_sensor],
     schedules=[daily_engagement_schedule, als_training_schedule, episode_catalog_schedule],

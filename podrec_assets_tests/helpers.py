@@ -101,3 +101,15 @@ def partition_range_tags(first: date, last: date) -> dict[str, str]:
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
     }
+
+
+def check_outcomes(result, instance) -> dict[str, bool]:
+    """check name → passed, for every asset check a `materialize` run evaluated. Read from the instance's event log:
+    the in-process result does not list the evaluations of checks defined apart from their asset."""
+    from dagster import DagsterEventType
+
+    events = instance.all_logs(result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    return {
+        e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
+        for e in events
+    }

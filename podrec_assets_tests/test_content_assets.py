@@ -16,6 +16,7 @@ from podrec_assets.content.tables import EPISODE_SIMILARITY, EPISODES, TRANSCRIP
 from podrec_assets.content.transcripts import MAX_ATTEMPTS
 from podrec_assets.lakehouse import read_table
 from podrec_assets.resources import CatalogResource
+from podrec_assets_tests.helpers import check_outcomes
 from podrec_assets_tests.http_fixture import Reply
 
 CONTENT = [episodes, transcripts, transcript_embeddings, episode_similarity, *content_checks]
@@ -76,7 +77,8 @@ def metadata(result, asset: str) -> dict:
 def test_catalog_to_similarity_and_a_second_run_changes_nothing(delta, mongo, served, resources):
     instance = DagsterInstance.ephemeral()
     first = materialize(CONTENT, resources=resources, instance=instance)
-    assert all(c.passed for c in first.get_asset_check_evaluations())
+    outcomes = check_outcomes(first, instance)
+    assert len(outcomes) == 6 and all(outcomes.values()), outcomes
     assert metadata(first, EPISODES)["inserted"] == 5
     assert metadata(first, TRANSCRIPTS).items() >= {"fetched": 3, "fell_back": 1, "failed": 1}.items()
     assert metadata(first, TRANSCRIPT_EMBEDDINGS)["encoded"] == 5

@@ -18,6 +18,8 @@ def test_definitions_are_loadable_and_complete():
         "transcripts",
         "transcript_embeddings",
         "episode_similarity",
+        "final_recommendations",
+        "published_recommendations",
         "user_stats",
         "user_affinities",
         "global_stats",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from dagster import materialize
+from dagster import DagsterInstance, materialize
 from deltalake import DeltaTable
 
 from podrec_assets.engagement.assets import daily_engagement
@@ -16,7 +16,7 @@ from podrec_assets.models.assets import als_model, als_recommendations
 from podrec_assets.models.checks import als_recommendations_checks
 from podrec_assets.models.recommend import ALS_RECOMMENDATIONS
 from podrec_assets.producers.synthetic import generate_events
-from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
+from podrec_assets_tests.helpers import check_outcomes, partition_range_tags, write_raw_events
 
 END = datetime(2026, 3, 20, 22, tzinfo=UTC)
 DAYS = 12
@@ -100,8 +100,14 @@ def test_quality_gate_keeps_a_model_worse_than_popularity_out(delta, resources, 
 
 def test_recommendations_never_include_heard_or_skipped_episodes(delta, resources, models):
     build_engagement(delta, resources, listening())
-    result = materialize([als_model, als_recommendations, *als_recommendations_checks], resources=resources)
-    assert all(c.passed for c in result.get_asset_check_evaluations())
+    instance = DagsterInstance.ephemeral()
+    result = materialize([als_model, als_recommendations, *als_recommendations_checks], resources=resources,
+                         instance=instance)  # fmt: skip
+    assert check_outcomes(result, instance) == {
+        "beats_popularity": True,
+        "no_engaged_episodes": True,
+        "rankings_consistent": True,
+    }
 
     recommendations = DeltaTable(delta.table_uri(ALS_RECOMMENDATIONS)).to_pyarrow_table()
     engagement = DeltaTable(delta.table_uri(DAILY_ENGAGEMENT)).to_pyarrow_table()

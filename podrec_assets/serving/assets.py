@@ -2,8 +2,10 @@
 (MongoDB `final_recommendations` and seed 000's `als_top_n`, each replaced atomically). A failing blocking check on
 the Delta table stops the publish, so the previous set stays live."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pyarrow as pa
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from deltalake import write_deltalake
 
@@ -12,16 +14,18 @@ from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lakehouse import delta_version, read_table
 from podrec_assets.models.als import read_factors
 from podrec_assets.models.assets import ALS_MODEL
+from podrec_assets.models.recommend import ALS_RECOMMENDATIONS
 from podrec_assets.models.registry import read_ids
-from podrec_assets.resources import DeltaLakeResource, ModelStoreResource
-from podrec_assets.serving.recommendations import (
+from podrec_assets.resources import DeltaLakeResource, ModelStoreResource, MongoResource
+from podrec_assets.serving.lookup import (
+    ALS_TOP_N,
+    ALS_TOP_N_INDEXES,
     FINAL_RECOMMENDATIONS,
-    AlsModel,
-    HybridConfig,
+    FINAL_RECOMMENDATIONS_INDEXES,
 )
-from podrec_assets.serving.recommendations import (
-    final_recommendations as build_final_recommendations,
-)
+from podrec_assets.serving.publish import publish_collection
+from podrec_assets.serving.recommendations import AlsModel, HybridConfig
+from podrec_assets.serving.recommendations import final_recommendations as build_final_recommendations
 
 SERVING_GROUP = "serving"
 PUBLISHED_RECOMMENDATIONS = "published_recommendations"
@@ -82,3 +86,68 @@ def final_recommendations(
             "delta_version": delta_version(uri, options),
         }
     )
+
+
+def final_documents(rows: pa.Table) -> Iterator[dict]:
+    """MongoDB `final_recommendations` documents: seed 001's fields (user_id, recommended_episode_id, score,
+    generated_at) and podrec's (rank, reason, source, title, the two parts, anchor, model_version)."""
+    for row in rows.to_pylist():
+        yield {
+            "_id": f"{row['user_id']}:{row['rank']}",
+            "user_id": row["user_id"],
+            "recommended_episode_id": row["episode_id"],
+            "score": float(row["score"]),
+            "generated_at": row["generated_at"],
+            "rank": row["rank"],
+            "reason": row["reason"],
+            "source": row["source"],
+            "title": row["title"],
+            "als_part": float(row["als_part"]),
+            "content_part": float(row["content_part"]),
+            "anchor_episode_id": row["anchor_episode_id"],
+            "model_version": row["model_version"],
+        }
+
+
+def als_top_n_documents(rows: pa.Table) -> Iterator[dict]:
+    """MongoDB `als_top_n` documents in seed 000's shape (user_id, new_episode_id, als_score) plus rank/version."""
+    for row in rows.to_pylist():
+        yield {
+            "_id": f"{row['user_id']}:{row['rank']}",
+            "user_id": row["user_id"],
+            "new_episode_id": row["episode_id"],
+            "als_score": float(row["score"]),
+            "rank": row["rank"],
+            "model_version": row["model_version"],
+            "generated_at": row["generated_at"],
+        }
+
+
+@asset(
+    name=PUBLISHED_RECOMMENDATIONS,
+    deps=[FINAL_RECOMMENDATIONS, ALS_RECOMMENDATIONS],
+    group_name=SERVING_GROUP,
+    kinds={"mongodb"},
+    description="MongoDB `final_recommendations` and `als_top_n` (seed 000's readers), each replaced atomically: "
+    "readers see the previous complete set or the new one. Runs only when final_recommendations' blocking checks "
+    "pass, so a bad set never goes live.",
+)
+def published_recommendations(delta: DeltaLakeResource, mongo: MongoResource) -> MaterializeResult:
+    options = delta.storage_options()
+    final = read_table(delta.table_uri(FINAL_RECOMMENDATIONS), storage_options=options)
+    als = read_table(delta.table_uri(ALS_RECOMMENDATIONS), storage_options=options)
+    if final is None:
+        raise Failure("final_recommendations has not been materialized")
+    client = mongo.client()
+    try:
+        db = mongo.db(client)
+        report = publish_collection(
+            db, FINAL_RECOMMENDATIONS, final_documents(final), FINAL_RECOMMENDATIONS_INDEXES
+        )
+        metadata = {f"final_{k}": v for k, v in report.metadata().items()}
+        if als is not None and als.num_rows:
+            als_report = publish_collection(db, ALS_TOP_N, als_top_n_documents(als), ALS_TOP_N_INDEXES)
+            metadata.update({f"als_top_n_{k}": v for k, v in als_report.metadata().items()})
+    finally:
+        client.close()
+    return MaterializeResult(metadata=metadata)

@@ -11,7 +11,7 @@ from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lakehouse import read_table
 from podrec_assets.models.checks import engaged_pairs_recommended, inconsistent_rankings
 from podrec_assets.resources import DeltaLakeResource
-from podrec_assets.serving.recommendations import COLD_START_USER, FINAL_RECOMMENDATIONS
+from podrec_assets.serving.lookup import COLD_START_USER, FINAL_RECOMMENDATIONS
 
 ACTIVE_DAYS = 30
 

@@ -4,7 +4,8 @@ evidence, each normalized per user to [0, 1] first.
     score(u, e) = w · als(u, e) + (1 − w) · content(u, e)
 
 - als(u, e): the current ALS model's user · episode score, min-max scaled over the episodes the user may still get
-  (so 1 = the model's best remaining pick for that user). 0 for episodes the model never saw (new episodes).
+  (so 1 = the model's best remaining pick for that user). Where ALS has no opinion (an episode or a user it never
+  saw), the score is content(u, e) alone: the blend is over the evidence there is.
 - content(u, e): max over the user's anchors a of weight(a) · cosine(a, e), over each anchor's top-k neighbours.
   Anchors are the user's positively engaged episodes ranked by engagement × recency (half-life decay), the best few
   kept; weights are scaled so the best anchor has weight 1. Because it needs no interactions with e, a new episode
@@ -113,7 +114,10 @@ def hybrid_top_n(inputs: HybridInputs, n: int, als_weight: float) -> HybridLists
 
         # Recent popularity only orders what neither side has any evidence for (its weight is far below any
         # evidence), so a short list is filled with popular episodes rather than arbitrary ones.
-        blended = als_weight * als + (1 - als_weight) * content + POPULARITY_TIEBREAK * popular[None, :]
+        # Where ALS has no opinion (an episode or a user it never saw), the blend is over the evidence there is:
+        # content alone, on the same [0, 1] scale. A new episode very like what the user loved can then compete.
+        evidence = np.where(als_valid, als_weight * als + (1 - als_weight) * content, content)
+        blended = evidence + POPULARITY_TIEBREAK * popular[None, :]
         has_signal = (als_valid.any(axis=1)) | (content > 0).any(axis=1)
         # Users without any signal: recent popularity (scaled to [0, 1]) is their whole score.
         blended = np.where(has_signal[:, None], blended, popular[None, :])
@@ -127,11 +131,16 @@ def hybrid_top_n(inputs: HybridInputs, n: int, als_weight: float) -> HybridLists
         valid = np.isfinite(best_scores)
         part_als = als[rows[:, None], best]
         part_content = content[rows[:, None], best]
+        part_valid = als_valid[rows[:, None], best]
         no_evidence = ~has_signal[:, None] | ((part_als <= 0) & (part_content <= 0))
         source = np.where(
             no_evidence,
             SOURCE_POPULAR,
-            np.where((1 - als_weight) * part_content > als_weight * part_als, SOURCE_CONTENT, SOURCE_ALS),
+            np.where(
+                ~part_valid | ((1 - als_weight) * part_content > als_weight * part_als),
+                SOURCE_CONTENT,
+                SOURCE_ALS,
+            ),
         )
         out.items[start:stop, :k] = np.where(valid, best, -1)
         out.scores[start:stop, :k] = np.where(valid, best_scores, np.nan)

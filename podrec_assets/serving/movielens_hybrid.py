@@ -22,6 +22,7 @@ from podrec_assets.models.evaluation import Evaluation, fit_and_evaluate, rankin
 from podrec_assets.models.movielens_eval import movielens_interactions
 from podrec_assets.models.ranking import pair_matrix, popularity
 from podrec_assets.serving.hybrid import HybridInputs, choose_anchors, hybrid_top_n, similarity_matrix
+from podrec_assets.serving.recommendations import HybridConfig
 
 NEIGHBOURS = 20
 ANCHORS = 5
@@ -112,12 +113,11 @@ def evaluate_hybrid(
         predictions[f"{weight}"] = [[int(i) for i in row if i >= 0] for row in lists.items]
     metrics = ranking_metrics(spark, predictions, labels, 10)
     hybrid = {weight: metrics[f"{weight}"] for weight in weights}
-    best = max(weights, key=lambda w: hybrid[w]["ndcg@10"])
-    return HybridReport(
-        evaluation,
-        hybrid,
-        cold_item_reach(spark, indexed, catalog, vectors, params, best) if cold_items else None,
-    )
+    # the cold-item experiment uses the configured default weight (chosen on the validation split), not the best
+    # weight on this split
+    weight = HybridConfig().als_weight
+    cold = cold_item_reach(spark, indexed, catalog, vectors, params, weight) if cold_items else None
+    return HybridReport(evaluation, hybrid, cold)
 
 
 def cold_item_reach(

@@ -23,9 +23,10 @@ from podrec_assets.serving.hybrid import (
     hybrid_top_n,
     similarity_matrix,
 )
+from podrec_assets.serving.lookup import (  # shared with serving-time reads
+    COLD_START_USER,
+)
 
-FINAL_RECOMMENDATIONS = "final_recommendations"
-COLD_START_USER = "__cold_start__"  # the list a user without any history gets (served when a user has none)
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 FINAL_RECOMMENDATIONS_SCHEMA = pa.schema(

@@ -73,7 +73,10 @@ def _spark_command(port: int, home: Path) -> list[str]:
         "--conf", "spark.sql.shuffle.partitions=8",
         "--conf", f"spark.local.dir={home / 'spark' / 'tmp'}",
         "--conf", f"spark.sql.warehouse.dir={home / 'spark' / 'warehouse'}",
-        "--conf", f"spark.driver.extraJavaOptions=-Dderby.system.home={home / 'spark'}",
+        # ALS truncates its lineage every checkpointInterval iterations only if a checkpoint directory is set;
+        # without one a long fit can overflow the stack serializing tasks (seen once here). -Xss is the backstop.
+        "--conf", f"spark.checkpoint.dir={home / 'spark' / 'checkpoints'}",
+        "--conf", f"spark.driver.extraJavaOptions=-Dderby.system.home={home / 'spark'} -Xss16m",
     ]  # fmt: skip
 
 

@@ -1,0 +1,122 @@
+"""Reading what serving publishes: a listener's recommendations and stats, and what `podrec recommend` prints.
+
+Collections (MongoDB, replaced whole by `publish.publish_collection`):
+- `final_recommendations`: one document per user and rank, `_id` "<user_id>:<rank>", with user_id,
+  recommended_episode_id, score (blended), rank (1..N), reason, source (als | content | popular), title,
+  model_version, generated_at (UTC). The list of a user without history is stored under COLD_START_USER.
+- `als_top_n` (seed 000's shape): `_id` "<user_id>:<rank>", user_id, new_episode_id, als_score, rank,
+  model_version, generated_at.
+- `user_stats` (written by the stats assets): `_id` = user id; counters such as events_total, completes.
+
+A lookup is `find({user_id}).sort(rank).limit(n)`, answered from the (user_id, rank) index.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.database import Database
+
+FINAL_RECOMMENDATIONS = "final_recommendations"
+ALS_TOP_N = "als_top_n"
+USER_STATS = "user_stats"
+# The list served to a listener without history; the same value as serving/recommendations.py's (a test
+# checks), repeated here so that a lookup imports pymongo only.
+COLD_START_USER = "__cold_start__"
+
+FINAL_RECOMMENDATIONS_INDEXES = [
+    IndexModel([("user_id", ASCENDING), ("rank", ASCENDING)], name="user_id_rank")
+]
+ALS_TOP_N_INDEXES = [IndexModel([("user_id", ASCENDING), ("rank", ASCENDING)], name="user_id_rank")]
+
+
+def top_n(db: Database, collection: str, user_id: str, limit: int = 20) -> list[dict]:
+    """The first `limit` documents of `user_id` in `collection` by rank."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    cursor = db[collection].find({"user_id": user_id}).sort("rank", ASCENDING).limit(limit)
+    return list(cursor)
+
+
+def recommendations_for(
+    db: Database, user_id: str, limit: int = 20, *, fallback_user_id: str | None = COLD_START_USER
+) -> list[dict]:
+    """`user_id`'s recommendations by rank from `final_recommendations`. A user with none gets the list stored
+    under `fallback_user_id` (the cold-start list; its documents keep that user_id), unless it is None."""
+    rows = top_n(db, FINAL_RECOMMENDATIONS, user_id, limit)
+    if not rows and fallback_user_id is not None and fallback_user_id != user_id:
+        rows = top_n(db, FINAL_RECOMMENDATIONS, fallback_user_id, limit)
+    return rows
+
+
+def als_top_n_for(db: Database, user_id: str, limit: int = 20) -> list[dict]:
+    """Seed 000's `als_top_n` list of `user_id`, by rank."""
+    return top_n(db, ALS_TOP_N, user_id, limit)
+
+
+def user_stats_for(db: Database, user_id: str) -> dict | None:
+    return db[USER_STATS].find_one({"_id": user_id})
+
+
+def _number(stats: dict, *paths: str) -> float | None:
+    """The first of `paths` present in `stats` as a number: a flat key (which may hold a dot) or a path."""
+    for path in paths:
+        value = stats.get(path)
+        if value is None:
+            value = stats
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _count(value: float | None) -> str:
+    return "?" if value is None else f"{value:,.0f}"
+
+
+def format_stats(stats: dict) -> str:
+    """One line: total events, completes, likes, skips, and listening time and ratings when present."""
+    line = (
+        f"Stats: {_count(_number(stats, 'events_total', 'total_events'))} events, "
+        f"{_count(_number(stats, 'completes'))} completes, {_count(_number(stats, 'likes'))} likes, "
+        f"{_count(_number(stats, 'skips'))} skips"
+    )
+    listening_ms = _number(stats, "listening_ms")
+    if listening_ms:
+        line += f", {listening_ms / 3_600_000:.1f} h listened"
+    ratings, rating_sum = _number(stats, "ratings.count"), _number(stats, "ratings.sum")
+    if ratings and rating_sum is not None:
+        line += f", {ratings:,.0f} ratings (mean {rating_sum / ratings:.1f})"
+    return line
+
+
+def _when(value: object) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else "?"
+
+
+def format_recommendations(user_id: str, recommendations: list[dict], stats: dict | None) -> str:
+    """Plain text for `podrec recommend USER_ID`: a heading, one line per recommendation (rank, title, score,
+    reason) and, if `stats` is given, a one-line summary of the listener's stats."""
+    lines = []
+    if not recommendations:
+        lines.append(f"No recommendations for {user_id} yet (is published_recommendations materialized?)")
+    else:
+        first = recommendations[0]
+        heading = f"Recommendations for {user_id}"
+        if first.get("user_id") not in (None, user_id):
+            heading += " (no listening history yet: the list for new listeners)"
+        version, generated = first.get("model_version") or "-", _when(first.get("generated_at"))
+        lines.append(f"{heading}, model {version}, generated {generated}")
+        for row in recommendations:
+            episode = row.get("recommended_episode_id") or row.get("new_episode_id") or "?"
+            title = str(row.get("title") or episode)
+            title = title if len(title) <= 48 else title[:47].rstrip() + "…"
+            score = row.get("score", row.get("als_score"))
+            score_text = f"{score:6.3f}" if isinstance(score, int | float) else "     -"
+            reason = row.get("reason") or ""
+            lines.append(f"{row.get('rank', '?'):>3}. {title:<48} {score_text}  {reason}".rstrip())
+    if stats is not None:
+        lines.append(format_stats(stats))
+    return "\n".join(lines)

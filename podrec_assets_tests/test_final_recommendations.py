@@ -1,0 +1,125 @@
+"""The serving side end to end on real Spark, Delta, the embedding model and a MongoDB-wire server: the hybrid lists
+reach MongoDB with reasons, a never-seen episode gets recommended through content, a listener without history gets
+the cold-start list, nothing heard is recommended, and a failing blocking check keeps the previous set live."""
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+from dagster import DagsterInstance, materialize
+
+from podrec_assets.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
+from podrec_assets.content.tables import EPISODES
+from podrec_assets.engagement.assets import daily_engagement
+from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
+from podrec_assets.lakehouse import read_table
+from podrec_assets.models.assets import als_model, als_recommendations
+from podrec_assets.producers.synthetic import catalog_from_documents, generate_events
+from podrec_assets.resources import CatalogResource
+from podrec_assets.serving import assets as serving_assets
+from podrec_assets.serving.checks import final_recommendations_checks
+from podrec_assets.serving.lookup import (
+    COLD_START_USER,
+    FINAL_RECOMMENDATIONS,
+    als_top_n_for,
+    recommendations_for,
+)
+from podrec_assets_tests.helpers import check_outcomes, partition_range_tags, write_raw_events
+
+END = datetime(2026, 4, 10, 22, tzinfo=UTC)
+DAYS = 10
+COLD_EPISODE = "sample-007"  # kept out of every listener's history
+
+SERVING = [
+    serving_assets.final_recommendations,
+    *final_recommendations_checks,
+    serving_assets.published_recommendations,
+]
+
+
+@pytest.fixture
+def resources(delta, mongo, pyspark_resource, models):
+    return {"delta": delta, "mongo": mongo, "pyspark": pyspark_resource, "models": models,
+            "catalog": CatalogResource(sources="sample")}  # fmt: skip
+
+
+@pytest.fixture
+def graph(delta, resources):
+    """The sample catalog with its content assets, synthetic listening over it (never COLD_EPISODE), a model."""
+    instance = DagsterInstance.ephemeral()
+    assert materialize([episodes], resources=resources, instance=instance).success
+    catalog = read_table(delta.table_uri(EPISODES)).to_pylist()
+    listened = catalog_from_documents([e for e in catalog if e["episode_id"] != COLD_EPISODE])
+    events = list(
+        generate_events(users=100, days=DAYS, sessions_per_user=10, catalog=listened, seed=3, end=END)
+    )
+    write_raw_events(delta, events)
+    tags = partition_range_tags((END - timedelta(days=DAYS)).date(), END.date())
+    assert materialize([daily_engagement], tags=tags, resources=resources, instance=instance).success
+    upstream = [als_model, als_recommendations, transcripts, transcript_embeddings, episode_similarity]
+    assert materialize(upstream, resources=resources, instance=instance).success
+    return instance
+
+
+def test_recommendations_reach_mongodb_with_reasons_and_respect_history(delta, mongo, resources, graph):
+    result = materialize(SERVING, resources=resources, instance=graph)
+    assert check_outcomes(result, graph) == {
+        "no_heard_or_skipped": True,
+        "lists_consistent": True,
+        "every_active_user_served": True,
+    }
+
+    client = mongo.client()
+    db = mongo.db(client)
+    engaged = read_table(delta.table_uri(DAILY_ENGAGEMENT), ["user_id", "episode_id"])
+    heard = set(
+        zip(engaged.column("user_id").to_pylist(), engaged.column("episode_id").to_pylist(), strict=True)
+    )
+    users = sorted({u for u, _ in heard})
+    documents = list(db[FINAL_RECOMMENDATIONS].find())
+    assert {d["user_id"] for d in documents} == {*users, COLD_START_USER}
+    assert not any((d["user_id"], d["recommended_episode_id"]) in heard for d in documents)
+    assert all(d["reason"] and d["model_version"] and d["generated_at"] for d in documents)
+
+    # a new episode nobody has heard reaches listeners through content similarity, with its anchor as the reason
+    cold = [d for d in documents if d["recommended_episode_id"] == COLD_EPISODE]
+    assert cold and any(
+        d["source"] == "content" and d["reason"].startswith("because you liked") for d in cold
+    )
+
+    # a listener without history gets the cold-start list: popular episodes
+    newcomer = recommendations_for(db, "someone-new")
+    assert len(newcomer) == 20 and {d["reason"] for d in newcomer} == {"popular this week"}
+
+    # seed 000's readers: als_top_n keeps its field names
+    legacy = als_top_n_for(db, users[0])
+    assert legacy and {"user_id", "new_episode_id", "als_score"} <= set(legacy[0])
+    client.close()
+
+
+def test_a_failing_blocking_check_keeps_the_previous_set_live(delta, mongo, resources, graph, monkeypatch):
+    assert materialize(SERVING, resources=resources, instance=graph).success
+    client = mongo.client()
+    db = mongo.db(client)
+    before = {d["_id"]: d["generated_at"] for d in db[FINAL_RECOMMENDATIONS].find()}
+
+    build = serving_assets.build_final_recommendations
+
+    def recommending_a_heard_episode(*args, **kwargs):
+        rows = build(*args, **kwargs)
+        engaged = (
+            read_table(delta.table_uri(DAILY_ENGAGEMENT), ["user_id", "episode_id"])
+            .slice(0, 1)
+            .to_pylist()[0]
+        )
+        first = rows.slice(0, 1).to_pylist()[0] | {"user_id": engaged["user_id"], "episode_id": engaged["episode_id"],
+                                                   "rank": 999}  # fmt: skip
+        return pa.concat_tables([rows, pa.Table.from_pylist([first], schema=rows.schema)])
+
+    monkeypatch.setattr(serving_assets, "build_final_recommendations", recommending_a_heard_episode)
+    result = materialize(SERVING, resources=resources, instance=graph, raise_on_error=False)
+    assert check_outcomes(result, graph)["no_heard_or_skipped"] is False
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"final_recommendations"}  # published_recommendations did not run
+    assert {d["_id"]: d["generated_at"] for d in db[FINAL_RECOMMENDATIONS].find()} == before
+    client.close()
