@@ -63,8 +63,13 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	# content: transcripts (or title + description), embeddings (all-MiniLM-L6-v2, offline), top-20 similar episodes
 	$(BIN)/dagster asset materialize -m podrec_assets.definitions \
 		--select transcripts,transcript_embeddings,episode_similarity
+	# the hybrid lists (published to MongoDB only if their blocking checks pass) and the listeners' stats
+	$(BIN)/dagster asset materialize -m podrec_assets.definitions \
+		--select final_recommendations,published_recommendations,user_stats,user_affinities,global_stats
 	@echo
 	$(BIN)/podrec summary
+	@echo
+	$(BIN)/podrec recommend --examples 2 -n 5
 	@echo
 	@echo "Open the Dagster UI with: make dev   (http://127.0.0.1:3000; stop it with Ctrl-C)"
 	@echo "Stop the local services with: make services-down"

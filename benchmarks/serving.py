@@ -181,11 +181,11 @@ def stats(latencies: list[float], wall: float) -> dict:
 
 
 def line(label: str, s: dict) -> str:
-    return (f"  {label:<34} {s['n']:>7,} {s['qps']:>8,.0f} {s['p50']:>8.2f} {s['p99']:>8.2f} "
+    return (f"  {label:<44} {s['n']:>7,} {s['qps']:>8,.0f} {s['p50']:>8.2f} {s['p99']:>8.2f} "
             f"{s['p999']:>8.2f} {s['max']:>9.1f}")  # fmt: skip
 
 
-HEADER = f"  {'load':<34} {'reads':>7} {'QPS':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>8} {'max ms':>9}"
+HEADER = f"  {'load':<44} {'reads':>7} {'QPS':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>8} {'max ms':>9}"
 
 
 def main() -> None:
@@ -254,7 +254,7 @@ def run(args, levels, uri, database, db, publish_collection, name, indexes) -> N
         if args.processes > 1:
             latencies, wall = multi_process(uri, database, "lookup", threads, args.processes, seconds, users,
                                             per_user)  # fmt: skip
-            label = f"{args.processes} processes"
+            label = f"{args.processes} processes x {max(1, threads // args.processes)}"
             rows_here[label] = stats(latencies, wall)
             print(line(f"{threads:>2} thr, lookup, {label}", rows_here[label]), flush=True)
         top = max(rows_here, key=lambda k: rows_here[k]["qps"])
@@ -262,7 +262,7 @@ def run(args, levels, uri, database, db, publish_collection, name, indexes) -> N
         shared = top != "client per thread"
         measured = {}
         for op, label in (("by_user", "per-user doc find_one"), ("floor", "floor find_one(_id)")):
-            if top.endswith("processes"):
+            if "processes" in top:
                 latencies, wall = multi_process(uri, database, op, threads, args.processes, seconds, users,
                                                 per_user)  # fmt: skip
             else:
@@ -303,7 +303,8 @@ def run(args, levels, uri, database, db, publish_collection, name, indexes) -> N
             time.sleep(1.0)
             done.set()
             loader.join()
-            print(line(f"{op}, during a publish of {target}"[:34], stats(*result["run"])))
+            label = "lookup" if op == "lookup" else "per-user doc"
+            print(line(f"{label}, during a publish of it", stats(*result["run"])))
             print(f"  ({publish_line('the publish', again)})", flush=True)
 
     print("\ntargets (open loop at the target rate):")

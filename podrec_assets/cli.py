@@ -191,6 +191,38 @@ def summary() -> None:
         click.echo(f"{'':<20} {json.dumps(dict(sorted(counts.items(), key=lambda kv: -kv[1])))}")
     _summarize_models(delta)
     _summarize_content(delta)
+    _summarize_mongo()
+
+
+def _summarize_mongo() -> None:
+    mongo = _resources()["mongo"]
+    client = mongo.client()
+    try:
+        db = mongo.db(client)
+        names = (
+            "episodes",
+            "final_recommendations",
+            "als_top_n",
+            "user_stats",
+            "user_affinities",
+            "global_stats",
+        )
+        counts = {name: db[name].estimated_document_count() for name in names}
+        click.echo("MongoDB " + mongo.database + ": " + ", ".join(f"{n} {c}" for n, c in counts.items()))
+        for window in db["global_stats"].find(
+            {}, {"window_days": 1, "top_episodes": 1, "trending_categories": 1}
+        ):
+            top = ", ".join(
+                str(e.get("title") or e.get("episode_id")) for e in window.get("top_episodes", [])[:3]
+            )
+            trending = ", ".join(str(c.get("category")) for c in window.get("trending_categories", [])[:3])
+            click.echo(
+                f"  last {window.get('window_days')} days: top episodes {top}; trending categories {trending}"
+            )
+    except PyMongoError as error:
+        click.echo(f"MongoDB not reachable: {error}")
+    finally:
+        client.close()
 
 
 def _summarize_content(delta, examples: int = 3, neighbours: int = 3) -> None:
@@ -233,6 +265,42 @@ def _neighbours(similarity, episode_id: str, n: int) -> list[dict]:
 
     rows = similarity.filter(pc.equal(similarity.column("episode_id"), episode_id)).sort_by("rank")
     return rows.slice(0, n).to_pylist()
+
+
+@main.command("recommend")
+@click.argument("user_ids", nargs=-1)
+@click.option("-n", "limit", default=10, show_default=True, help="how many recommendations")
+@click.option("--examples", type=int, default=0, help="instead of USER_IDS, this many users that have a list")
+def recommend(user_ids: tuple[str, ...], limit: int, examples: int) -> None:
+    """A listener's recommendations (titles, scores, reasons) and stats, read from MongoDB only."""
+    from podrec_assets.serving.lookup import (
+        COLD_START_USER,
+        FINAL_RECOMMENDATIONS,
+        format_recommendations,
+        recommendations_for,
+        user_stats_for,
+    )
+
+    mongo = _resources()["mongo"]
+    client = mongo.client()
+    try:
+        db = mongo.db(client)
+        if examples:
+            users = sorted(u for u in db[FINAL_RECOMMENDATIONS].distinct("user_id") if u != COLD_START_USER)
+            user_ids = (*user_ids, *users[:: max(1, len(users) // examples)][:examples], "someone-new")
+        if not user_ids:
+            _fail("name at least one USER_ID (or --examples N)")
+        for user_id in user_ids:
+            click.echo(
+                format_recommendations(
+                    user_id, recommendations_for(db, user_id, limit), user_stats_for(db, user_id)
+                )
+            )
+            click.echo()
+    except PyMongoError as error:
+        _fail(f"cannot read MongoDB: {error}")
+    finally:
+        client.close()
 
 
 @main.command("similar")
@@ -348,7 +416,9 @@ def models_promote(version: str, reason: str) -> None:
 @click.option("--max-iter", type=int, default=None)
 @click.option("--hybrid/--no-hybrid", default=True, show_default=True,
               help="also the hybrid (ALS + content) at several blend weights, and the cold-item experiment")  # fmt: skip
-@click.option("--weights", default="0.5,0.8,0.9,0.95,1.0", show_default=True, help="blend weights w to report")
+@click.option(
+    "--weights", default="0.5,0.8,0.9,0.95,1.0", show_default=True, help="blend weights w to report"
+)
 def evaluate(dataset: str, split: str, rank, reg_param, alpha, max_iter, hybrid: bool, weights: str) -> None:
     """Offline quality of the ALS model code on real data, beside published figures (needs Spark: starts it)."""
     from pyspark.sql import SparkSession

@@ -6,10 +6,11 @@ evidence, each normalized per user to [0, 1] first.
 - als(u, e): the current ALS model's user · episode score, min-max scaled over the episodes the user may still get
   (so 1 = the model's best remaining pick for that user). Where ALS has no opinion (an episode or a user it never
   saw), the score is content(u, e) alone: the blend is over the evidence there is.
-- content(u, e): max over the user's anchors a of weight(a) · cosine(a, e), over each anchor's top-k neighbours.
-  Anchors are the user's positively engaged episodes ranked by engagement × recency (half-life decay), the best few
-  kept; weights are scaled so the best anchor has weight 1. Because it needs no interactions with e, a new episode
-  can be recommended through content alone.
+- content(u, e): max over the user's anchors a of weight(a) · cosine(a, e), over each anchor's top-k neighbours,
+  divided by the user's largest such value (1 = the closest match to what the user liked most). Anchors are the
+  user's positively engaged episodes ranked by engagement × recency (half-life decay), the best few kept; weights
+  are scaled so the best anchor has weight 1. Because it needs no interactions with e, a new episode can be
+  recommended through content alone.
 - Users with neither signal (no history, or only skips) get the most popular episodes of the recent window.
 
 Nothing the user ever engaged with (heard, skipped, rated, anything) is recommended. Each recommendation says why:
@@ -111,6 +112,8 @@ def hybrid_top_n(inputs: HybridInputs, n: int, als_weight: float) -> HybridLists
             content = np.where(better, weighted, content)
             anchor_of = np.where(better, anchor[:, None], anchor_of)
         content = np.where(allowed, np.clip(content, 0, None), 0).astype(np.float32)
+        # Scaled per user like the ALS side, so 1 = the closest match to what this user liked most.
+        content = content / np.maximum(content.max(axis=1, keepdims=True), 1e-12)
 
         # Recent popularity only orders what neither side has any evidence for (its weight is far below any
         # evidence), so a short list is filled with popular episodes rather than arbitrary ones.
