@@ -16,10 +16,12 @@ from podrec_assets.serving.lookup import (
     COLD_START_USER,
     FINAL_RECOMMENDATIONS,
     FINAL_RECOMMENDATIONS_INDEXES,
+    USER_RECOMMENDATIONS,
     USER_STATS,
     als_top_n_for,
     format_recommendations,
     recommendations_for,
+    top_n,
     user_stats_for,
 )
 from podrec_assets.serving.publish import (
@@ -89,7 +91,7 @@ def test_readers_see_one_complete_set_while_it_is_replaced(db, mongo):
                     problem = None if got == 20 else f"count {got} for {user}"
                     sets: set[str] = set()
                 else:
-                    rows = recommendations_for(reader_db, user, fallback_user_id=None)
+                    rows = top_n(reader_db, FINAL_RECOMMENDATIONS, user, 20)
                     sets = {r["model_version"] for r in rows}
                     ranks = [r["rank"] for r in rows]
                     ok = len(rows) == 20 and len(sets) == 1 and ranks == list(range(1, 21))
@@ -212,9 +214,20 @@ def test_lookups_by_rank_with_the_cold_start_list_and_stats(db):
             row["user_id"] = COLD_START_USER
             row["_id"] = f"{COLD_START_USER}:{row['rank']}"
     publish_collection(db, FINAL_RECOMMENDATIONS, rows, FINAL_RECOMMENDATIONS_INDEXES)
+    lists: dict[str, list[dict]] = {}
+    for row in sorted(rows, key=lambda r: (r["user_id"], r["rank"])):
+        lists.setdefault(row["user_id"], []).append(
+            {k: v for k, v in row.items() if k not in ("_id", "user_id")}
+        )
+    publish_collection(
+        db, USER_RECOMMENDATIONS, ({"_id": u, "recommendations": r} for u, r in lists.items()), []
+    )
 
     assert [r["rank"] for r in recommendations_for(db, "u1")] == list(range(1, 21))
-    assert [r["_id"] for r in recommendations_for(db, "u1", limit=3)] == ["u1:1", "u1:2", "u1:3"]
+    assert [r["rank"] for r in recommendations_for(db, "u1", limit=3)] == [1, 2, 3]
+    assert recommendations_for(db, "u1") == [
+        {k: v for k, v in r.items() if k != "_id"} for r in top_n(db, FINAL_RECOMMENDATIONS, "u1")
+    ]  # the serving document and seed 001's documents say the same
     newcomer = recommendations_for(db, "never-seen")
     assert [(r["user_id"], r["rank"]) for r in newcomer] == [(COLD_START_USER, k) for k in range(1, 6)]
     assert recommendations_for(db, "never-seen", fallback_user_id=None) == []

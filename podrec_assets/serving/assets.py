@@ -22,6 +22,7 @@ from podrec_assets.serving.lookup import (
     ALS_TOP_N_INDEXES,
     FINAL_RECOMMENDATIONS,
     FINAL_RECOMMENDATIONS_INDEXES,
+    USER_RECOMMENDATIONS,
 )
 from podrec_assets.serving.publish import publish_collection
 from podrec_assets.serving.recommendations import AlsModel, HybridConfig
@@ -109,6 +110,19 @@ def final_documents(rows: pa.Table) -> Iterator[dict]:
         }
 
 
+def user_documents(rows: pa.Table) -> Iterator[dict]:
+    """MongoDB `user_recommendations`: one document per user with the ranked list (the serving read path)."""
+    current, items = None, []
+    for document in final_documents(rows.sort_by([("user_id", "ascending"), ("rank", "ascending")])):
+        if current is not None and document["user_id"] != current:
+            yield {"_id": current, "recommendations": items}
+            items = []
+        current = document["user_id"]
+        items.append({k: v for k, v in document.items() if k not in ("_id", "user_id")})
+    if current is not None:
+        yield {"_id": current, "recommendations": items}
+
+
 def als_top_n_documents(rows: pa.Table) -> Iterator[dict]:
     """MongoDB `als_top_n` documents in seed 000's shape (user_id, new_episode_id, als_score) plus rank/version."""
     for row in rows.to_pylist():
@@ -128,7 +142,8 @@ def als_top_n_documents(rows: pa.Table) -> Iterator[dict]:
     deps=[FINAL_RECOMMENDATIONS, ALS_RECOMMENDATIONS],
     group_name=SERVING_GROUP,
     kinds={"mongodb"},
-    description="MongoDB `final_recommendations` and `als_top_n` (seed 000's readers), each replaced atomically: "
+    description="MongoDB `user_recommendations` (one document per user: what serving reads), "
+    "`final_recommendations` (seed 001's shape) and `als_top_n` (seed 000's), each replaced atomically: "
     "readers see the previous complete set or the new one. Runs only when final_recommendations' blocking checks "
     "pass, so a bad set never goes live.",
 )
@@ -141,10 +156,13 @@ def published_recommendations(delta: DeltaLakeResource, mongo: MongoResource) ->
     client = mongo.client()
     try:
         db = mongo.db(client)
+        # the serving collection first: readers of the per-rank collections tolerate a short lag, serving does not
+        report = publish_collection(db, USER_RECOMMENDATIONS, user_documents(final), [])
+        metadata = {f"user_{k}": v for k, v in report.metadata().items()}
         report = publish_collection(
             db, FINAL_RECOMMENDATIONS, final_documents(final), FINAL_RECOMMENDATIONS_INDEXES
         )
-        metadata = {f"final_{k}": v for k, v in report.metadata().items()}
+        metadata.update({f"final_{k}": v for k, v in report.metadata().items()})
         if als is not None and als.num_rows:
             als_report = publish_collection(db, ALS_TOP_N, als_top_n_documents(als), ALS_TOP_N_INDEXES)
             metadata.update({f"als_top_n_{k}": v for k, v in als_report.metadata().items()})
