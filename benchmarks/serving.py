@@ -1,17 +1,23 @@
 """Serving latency: one listener's recommendations (`recommendations_for`) under concurrent load on loopback.
 
-    python benchmarks/serving.py [--users 10000] [--per-user 20] [--seconds 10] [--threads 8,16,32]
+    python benchmarks/serving.py [--users 10000] [--per-user 20] [--seconds 4] [--threads 16]
 
-Against a private local SecantusDB (or the server MONGO_URI names): publishes users x per-user
-recommendations with `publish_collection`, then
-1. closed loop: N client threads each send the next lookup as soon as the last one returns, random users, for
-   `--seconds`, with one MongoClient shared by all threads and with one per thread; the same load split over
-   `--processes` processes (Python threads share one interpreter lock); and the server's floor, a trivial
-   `find_one({"_id": k})` on a 100-document collection, at the same concurrency. Achieved QPS, p50/p99/p99.9.
-2. open loop at the targets' rates (50 and 500 QPS): requests are scheduled at a fixed rate and latency counts
-   from the scheduled time, so a stalled server is charged for the requests queued behind it.
-3. the same 50 QPS while the whole set is published again (SecantusDB renames under its one lock).
-Targets: seed 004, p99 < 200 ms at >= 50 QPS; ours, p99 < 10 ms at >= 500 QPS.
+Against a private local SecantusDB (or the server MONGO_URI names): publishes users x per-user recommendations
+with `publish_collection` in both shapes `published_recommendations` writes: `user_recommendations` (one
+document per user, what `recommendations_for` reads) and `final_recommendations` (one document per user and
+rank, seed 001's shape, read with `top_n`). Operations: "lookup" = `recommendations_for` (the serving path),
+"per_rank" = `top_n(db, FINAL_RECOMMENDATIONS, user, per_user)` (what seed-001 readers do), and the server's
+floor, a trivial `find_one({"_id": k})` on a 100-document collection.
+1. closed loop: N client threads each send the next read as soon as the last one returns, random users, for
+   `--seconds`; lookup with one MongoClient shared by all threads, with one per thread, and split over
+   `--processes` processes (Python threads share one interpreter lock); per_rank and floor in lookup's best
+   arrangement. Achieved QPS, p50/p99/p99.9, and lookup / floor.
+2. open loop at the targets' rates (50 and 500 QPS) for lookup, per_rank and floor: requests are scheduled at a
+   fixed rate and latency counts from the scheduled time, so a stalled server is charged for the requests
+   queued behind it; lookup / floor.
+3. lookup at 50 QPS while `user_recommendations` is published again, then `final_recommendations` is published
+   again (SecantusDB renames under its one lock; the PublishReport says how long the rename took).
+Targets, for the lookup path: seed 004, p99 < 200 ms at >= 50 QPS; ours, p99 < 10 ms at >= 500 QPS.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import local_services
 
 FLOOR = "floor"
-BY_USER = "recommendations_by_user"  # the alternative shape measured alongside: one document per user
+OPS = (("lookup", "lookup (recommendations_for)"), ("per_rank", "per_rank (top_n)"), ("floor", "floor"))
 TARGETS = (("seed 004", 50, 200.0), ("ours", 500, 10.0))  # (who, QPS at least, p99 below ms)
 
 
@@ -64,7 +70,7 @@ def by_user_rows(users: int, per_user: int, version: str):
 
 
 def make_call(db, op: str, users: int, per_user: int, rng: random.Random):
-    from podrec_assets.serving.lookup import recommendations_for
+    from podrec_assets.serving.lookup import FINAL_RECOMMENDATIONS, recommendations_for, top_n
 
     if op == "lookup":
 
@@ -73,12 +79,12 @@ def make_call(db, op: str, users: int, per_user: int, rng: random.Random):
             if len(got) != per_user:
                 raise AssertionError(f"{len(got)} recommendations, expected {per_user}")
 
-    elif op == "by_user":
+    elif op == "per_rank":
 
         def call() -> None:
-            got = db[BY_USER].find_one({"_id": f"user-{rng.randrange(users)}"})
-            if got is None or len(got["recommendations"]) != per_user:
-                raise AssertionError("per-user document missing or short")
+            got = top_n(db, FINAL_RECOMMENDATIONS, f"user-{rng.randrange(users)}", per_user)
+            if len(got) != per_user:
+                raise AssertionError(f"{len(got)} per-rank documents, expected {per_user}")
 
     else:
 
@@ -194,11 +200,11 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--per-user", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--threads", default="8,16,32")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--threads", default="16")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument(
-        "--skip-publish-load", action="store_true", help="skip part 3 (it republishes the set)"
+        "--skip-publish-load", action="store_true", help="skip part 3 (it republishes both sets)"
     )
     args = parser.parse_args()
     levels = [int(x) for x in args.threads.split(",")]
@@ -207,19 +213,16 @@ def main() -> None:
     with local_services(["mongo"]):  # MONGO_URI set: that server is used, nothing is started
         from pymongo import MongoClient
 
-        from podrec_assets.serving.lookup import FINAL_RECOMMENDATIONS, FINAL_RECOMMENDATIONS_INDEXES
-        from podrec_assets.serving.publish import publish_collection
-
         uri, database = os.environ["MONGO_URI"], f"bench_serving_{uuid.uuid4().hex[:8]}"
         client = MongoClient(uri, tz_aware=True)
         db = client[database]
         info = client.admin.command("buildInfo")
         server = f"SecantusDB {info['secantusVersion']}" if "secantusVersion" in info else "MongoDB"
         where = "external (MONGO_URI)" if external else "private local, secantusd-py on 127.0.0.1"
-        print(f"server: {server} (wire version {info.get('version')}), {where}; {os.cpu_count()} cores")
+        server_line = f"{server} (wire version {info.get('version')}), {where}; {os.cpu_count()} cores"
+        print(f"server: {server_line}")
         try:
-            run(args, levels, uri, database, db, publish_collection, FINAL_RECOMMENDATIONS,
-                FINAL_RECOMMENDATIONS_INDEXES)  # fmt: skip
+            run(args, levels, uri, database, db, server_line)
         finally:
             client.drop_database(database)
             client.close()
@@ -229,91 +232,124 @@ def publish_line(what: str, report) -> str:
     return (
         f"{what}: {report.documents:,} documents in {report.total_seconds:.1f} s (insert "
         f"{report.insert_seconds:.1f} s, verify {report.verify_seconds:.1f} s, "
-        f"rename {report.swap_seconds:.1f} s)"
+        f"rename {report.swap_seconds:.2f} s)"
     )
 
 
-def run(args, levels, uri, database, db, publish_collection, name, indexes) -> None:
+def ratio(op: dict, floor: dict) -> str:
+    return f"p50 {op['p50'] / floor['p50']:.2f}x, QPS {op['qps'] / floor['qps']:.2f}x"
+
+
+def publish_both(db, users: int, per_user: int, version: str):
+    from podrec_assets.serving.lookup import (
+        FINAL_RECOMMENDATIONS,
+        FINAL_RECOMMENDATIONS_INDEXES,
+        USER_RECOMMENDATIONS,
+    )
+    from podrec_assets.serving.publish import publish_collection
+
+    return {
+        USER_RECOMMENDATIONS: lambda: publish_collection(
+            db, USER_RECOMMENDATIONS, by_user_rows(users, per_user, version), []
+        ),
+        FINAL_RECOMMENDATIONS: lambda: publish_collection(
+            db, FINAL_RECOMMENDATIONS, rows(users, per_user, version), FINAL_RECOMMENDATIONS_INDEXES
+        ),
+    }
+
+
+def run(args, levels, uri, database, db, server_line) -> None:
+    from podrec_assets.serving.lookup import FINAL_RECOMMENDATIONS, USER_RECOMMENDATIONS
+
     users, per_user, seconds = args.users, args.per_user, args.seconds
     print(f"{users:,} users x {per_user} recommendations")
-    print(publish_line(f"published {name} (a document per user and rank)", publish_collection(
-        db, name, rows(users, per_user, "v1"), indexes)))  # fmt: skip
-    print(publish_line(f"published {BY_USER} (a document per user)", publish_collection(
-        db, BY_USER, by_user_rows(users, per_user, "v1"), [])))  # fmt: skip
+    publish = publish_both(db, users, per_user, "v1")
+    print(
+        publish_line(
+            f"published {USER_RECOMMENDATIONS} (a document per user)", publish[USER_RECOMMENDATIONS]()
+        )
+    )
+    print(publish_line(f"published {FINAL_RECOMMENDATIONS} (a document per user and rank)",
+                       publish[FINAL_RECOMMENDATIONS]()), flush=True)  # fmt: skip
     db[FLOOR].insert_many([{"_id": i, "v": i} for i in range(100)])
 
     print(f"\n1. closed loop, {seconds:g} s per row (each thread sends its next read when the last returns)")
     print(HEADER)
     best: dict[str, dict] = {}
     for threads in levels:
-        rows_here = {}
+        arrangements = {}
         for label, shared in (("shared client", True), ("client per thread", False)):
             latencies, wall = closed_loop(uri, database, "lookup", threads, seconds, users, per_user, shared)
-            rows_here[label] = stats(latencies, wall)
-            print(line(f"{threads:>2} thr, lookup, {label}", rows_here[label]), flush=True)
+            arrangements[label] = stats(latencies, wall)
+            print(line(f"{threads:>2} thr, lookup, {label}", arrangements[label]), flush=True)
         if args.processes > 1:
             latencies, wall = multi_process(uri, database, "lookup", threads, args.processes, seconds, users,
                                             per_user)  # fmt: skip
             label = f"{args.processes} processes x {max(1, threads // args.processes)}"
-            rows_here[label] = stats(latencies, wall)
-            print(line(f"{threads:>2} thr, lookup, {label}", rows_here[label]), flush=True)
-        top = max(rows_here, key=lambda k: rows_here[k]["qps"])
-        lookup = best[f"{threads} threads, {top}"] = rows_here[top]
+            arrangements[label] = stats(latencies, wall)
+            print(line(f"{threads:>2} thr, lookup, {label}", arrangements[label]), flush=True)
+        top = max(arrangements, key=lambda k: arrangements[k]["qps"])
+        measured = {"lookup": arrangements[top]}
+        best[f"{threads} threads, {top}"] = measured["lookup"]
         shared = top != "client per thread"
-        measured = {}
-        for op, label in (("by_user", "per-user doc find_one"), ("floor", "floor find_one(_id)")):
+        for op in ("per_rank", "floor"):
             if "processes" in top:
                 latencies, wall = multi_process(uri, database, op, threads, args.processes, seconds, users,
                                                 per_user)  # fmt: skip
             else:
                 latencies, wall = closed_loop(uri, database, op, threads, seconds, users, per_user, shared)
             measured[op] = stats(latencies, wall)
-            print(line(f"{threads:>2} thr, {label}, {top}", measured[op]), flush=True)
+            print(line(f"{threads:>2} thr, {op}, {top}", measured[op]), flush=True)
         floor = measured["floor"]
-        print(f"  -> lookup / floor: QPS {lookup['qps'] / floor['qps']:.2f}, "
-              f"p50 {lookup['p50'] / floor['p50']:.2f}, p99 {lookup['p99'] / floor['p99']:.2f}; "
-              f"per-user doc / floor: QPS {measured['by_user']['qps'] / floor['qps']:.2f}")  # fmt: skip
+        print(f"  -> lookup / floor: {ratio(measured['lookup'], floor)}; "
+              f"per_rank / floor: {ratio(measured['per_rank'], floor)}")  # fmt: skip
 
     print(f"\n2. open loop at fixed rates, {seconds:g} s each (latency from each request's scheduled time)")
     print(HEADER)
     paced = {}
-    for op, label in (("lookup", "lookup"), ("by_user", "per-user doc")):
-        for _, rate, _ in TARGETS:
+    for _, rate, _ in TARGETS:
+        for op, label in OPS:
             paced[op, rate] = stats(*open_loop(db, op, rate, seconds, users, per_user))
             print(line(f"{label}, {rate} QPS scheduled", paced[op, rate]), flush=True)
+        print(f"  -> at {rate} QPS, lookup / floor: {ratio(paced['lookup', rate], paced['floor', rate])}")
 
     if not args.skip_publish_load:
         rate = TARGETS[0][1]
-        print(f"\n3. {rate} QPS scheduled while the whole set is published again")
+        print(f"\n3. lookup at {rate} QPS scheduled while each set is published again")
         print(HEADER)
-        for op, target, documents, its_indexes in (
-            ("lookup", name, rows, indexes),
-            ("by_user", BY_USER, by_user_rows, []),
-        ):
+        publish = publish_both(db, users, per_user, "v2")
+        reports, during = {}, {}
+        for target in (USER_RECOMMENDATIONS, FINAL_RECOMMENDATIONS):
             done = threading.Event()
             result: dict = {}
 
-            def load(op=op, done=done, result=result) -> None:
-                result["run"] = open_loop(db, op, rate, 0, users, per_user, stop_when=done)
+            def load(done=done, result=result) -> None:
+                result["run"] = open_loop(db, "lookup", rate, 0, users, per_user, stop_when=done)
 
             loader = threading.Thread(target=load)
             loader.start()
             time.sleep(1.0)
-            again = publish_collection(db, target, documents(users, per_user, "v2"), its_indexes)
+            reports[target] = publish[target]()
             time.sleep(1.0)
             done.set()
             loader.join()
-            label = "lookup" if op == "lookup" else "per-user doc"
-            print(line(f"{label}, during a publish of it", stats(*result["run"])))
-            print(f"  ({publish_line('the publish', again)})", flush=True)
+            during[target] = stats(*result["run"])
+            print(line(f"lookup, during a publish of {target}", during[target]))
+            print(f"  ({publish_line(f'the publish of {target}', reports[target])})", flush=True)
+        final = reports[FINAL_RECOMMENDATIONS]
+        print(f"  a {FINAL_RECOMMENDATIONS} republish ({final.documents:,} documents) takes "
+              f"{final.total_seconds:.1f} s, built in a staging collection; the rename swapping it in took "
+              f"{final.swap_seconds * 1e3:,.0f} ms (PublishReport.swap_seconds), and lookups of "
+              f"{USER_RECOMMENDATIONS} meanwhile waited up to {during[FINAL_RECOMMENDATIONS]['max']:,.0f} ms")  # fmt: skip
 
-    print("\ntargets (open loop at the target rate):")
-    for op, label in (("lookup", "recommendations_for"), ("by_user", "per-user document (alternative)")):
-        for who, rate, p99 in TARGETS:
-            got = paced[op, rate]
-            ok = got["qps"] >= rate * 0.98 and got["p99"] < p99
-            print(f"  {label}, {who}: p99 < {p99:.0f} ms at >= {rate} QPS -> {got['qps']:.0f} QPS, "
-                  f"p99 {got['p99']:.2f} ms: {'OK' if ok else 'MISSED'}")  # fmt: skip
+    print(
+        f"\ntargets, lookup path (recommendations_for), open loop at the target rate, server {server_line}:"
+    )
+    for who, rate, p99 in TARGETS:
+        got = paced["lookup", rate]
+        ok = got["qps"] >= rate * 0.98 and got["p99"] < p99
+        print(f"  {who}: p99 < {p99:.0f} ms at >= {rate} QPS -> {got['qps']:.0f} QPS, "
+              f"p99 {got['p99']:.2f} ms: {'OK' if ok else 'MISSED'}")  # fmt: skip
     top = max(best, key=lambda k: best[k]["qps"])
     got = best[top]
     print(f"  most closed-loop lookup throughput: {got['qps']:,.0f} QPS ({top}), p99 {got['p99']:.2f} ms")
