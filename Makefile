@@ -89,6 +89,7 @@ bench: install
 	$(BIN)/python benchmarks/engagement.py
 	$(BIN)/python benchmarks/als.py
 	$(BIN)/python benchmarks/embeddings.py
+	$(BIN)/python benchmarks/serving.py
 
 lint: install
 	$(BIN)/ruff check podrec_assets podrec_assets_tests benchmarks

@@ -111,3 +111,12 @@ def http_server():
 
     with FixtureServer() as server:
         yield server
+
+
+@pytest.fixture
+def db(mongo):
+    """The test's own MongoDB database (dropped afterwards)."""
+    client = mongo.client()
+    yield mongo.db(client)
+    client.drop_database(mongo.database)
+    client.close()

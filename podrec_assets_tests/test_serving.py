@@ -36,14 +36,6 @@ GENERATED_AT = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 REASONS = {"als": "listeners with similar taste enjoyed this", "popular": "popular this week"}
 
 
-@pytest.fixture
-def db(mongo):
-    client = mongo.client()
-    yield mongo.db(client)
-    client.drop_database(mongo.database)
-    client.close()
-
-
 def final_rows(set_id: str, users: int = 200, per_user: int = 20, prefix: str = "u"):
     """One complete set: `per_user` ranked documents per user, all tagged with `set_id` (as model_version)."""
     for u in range(users):

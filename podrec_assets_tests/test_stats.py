@@ -160,14 +160,6 @@ def run_stats(db, delta, **kwargs):
     return update_user_stats(db, delta.table_uri(RAW_USER_EVENTS), delta.table_uri(EPISODES), **kwargs)
 
 
-@pytest.fixture
-def db(mongo):
-    client = mongo.client()
-    yield mongo.db(client)
-    client.drop_database(mongo.database)
-    client.close()
-
-
 def assert_exact(db, delta, catalog: dict | None = CATALOG) -> None:
     users, affinities = recompute(delta, catalog)
     assert stored(db, USER_STATS) == users

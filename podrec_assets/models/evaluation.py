@@ -80,7 +80,9 @@ def ranking_metrics(
     RankingEvaluator computes one metric per call, each a small Spark job: the calls run concurrently (a Spark
     Connect session takes requests from several threads), so they cost about one job, not eight."""
     models = list(predictions)
-    column = {model: f"prediction_{i}" for i, model in enumerate(models)}  # any model name, a safe column name
+    column = {
+        model: f"prediction_{i}" for i, model in enumerate(models)
+    }  # any model name, a safe column name
     schema = StructType(
         [StructField(column[model], ArrayType(DoubleType())) for model in models]
         + [StructField("label", ArrayType(DoubleType()))]
@@ -96,7 +98,9 @@ def ranking_metrics(
 
     def evaluate(job: tuple[str, str]) -> float:
         model, spark_name = job
-        evaluator = RankingEvaluator(metricName=spark_name, k=k, predictionCol=column[model], labelCol="label")
+        evaluator = RankingEvaluator(
+            metricName=spark_name, k=k, predictionCol=column[model], labelCol="label"
+        )
         return round(float(evaluator.evaluate(lists)), 6)
 
     with ThreadPoolExecutor(max_workers=min(len(jobs), 8)) as pool:

@@ -35,15 +35,20 @@ def top_n(
         block = (user_vectors[start:stop] @ item_vectors.T).astype(np.float32)
         rows, cols = exclude[start:stop].nonzero()
         block[rows, cols] = -np.inf
-        candidates = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        candidate_scores = np.take_along_axis(block, candidates, axis=1)
-        order = np.lexsort((candidates, -candidate_scores), axis=1)
-        best = np.take_along_axis(candidates, order, axis=1)
-        best_scores = np.take_along_axis(candidate_scores, order, axis=1)
+        best, best_scores = best_k(block, k)
         valid = np.isfinite(best_scores)
         items[start:stop, :k] = np.where(valid, best, -1)
         scores[start:stop, :k] = np.where(valid, best_scores, np.nan)
     return items, scores
+
+
+def best_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the column indices of the k highest scores and those scores, best first, ties broken by the lower
+    index (deterministic). Excluded entries should be −inf; they come last."""
+    candidates = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    candidate_scores = np.take_along_axis(scores, candidates, axis=1)
+    order = np.lexsort((candidates, -candidate_scores), axis=1)
+    return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(candidate_scores, order, axis=1)
 
 
 def popularity(item_indices: np.ndarray, catalog: int) -> np.ndarray:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from podrec_assets.models.ranking import best_k
+
 BLOCK_USERS = 1024
 POPULARITY_TIEBREAK = 1e-3
 SOURCE_ALS, SOURCE_CONTENT, SOURCE_POPULAR = "als", "content", "popular"
@@ -127,11 +129,7 @@ def hybrid_top_n(inputs: HybridInputs, n: int, als_weight: float) -> HybridLists
         blended = np.where(has_signal[:, None], blended, popular[None, :])
         blended = np.where(allowed, blended, -np.inf).astype(np.float32)
 
-        candidates = np.argpartition(-blended, k - 1, axis=1)[:, :k]
-        candidate_scores = np.take_along_axis(blended, candidates, axis=1)
-        order = np.lexsort((candidates, -candidate_scores), axis=1)
-        best = np.take_along_axis(candidates, order, axis=1)
-        best_scores = np.take_along_axis(candidate_scores, order, axis=1)
+        best, best_scores = best_k(blended, k)
         valid = np.isfinite(best_scores)
         part_als = als[rows[:, None], best]
         part_content = content[rows[:, None], best]
