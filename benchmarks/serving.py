@@ -337,6 +337,15 @@ def open_loop_processes(
 
 def stats(latencies: list[float], wall: float) -> dict:
     ordered = sorted(latencies)
+    if not ordered:  # a row too short (or too stalled) to complete one request
+        return {
+            "n": 0,
+            "qps": 0.0,
+            "p50": float("nan"),
+            "p99": float("nan"),
+            "p999": float("nan"),
+            "max": float("nan"),
+        }
 
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1e3
