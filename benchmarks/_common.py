@@ -8,7 +8,6 @@ import socket
 import statistics
 import tempfile
 import threading
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,10 +75,6 @@ def machine_cpu_seconds() -> float | None:
     except OSError:
         return None
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
-
-
-def best_of(rounds: int, measure: Callable[[], float]) -> list[float]:
-    return [measure() for _ in range(rounds)]
 
 
 def report(

@@ -94,7 +94,8 @@ def upsert_by_key(
         if rows.num_rows:
             write_deltalake(uri, rows, mode="error", storage_options=storage_options)
         return rows.num_rows, 0
-    current = DeltaTable(uri, storage_options=storage_options).to_pyarrow_table(columns=[key, version_column])
+    table = DeltaTable(uri, storage_options=storage_options)
+    current = table.to_pyarrow_table(columns=[key, version_column])
     stored = dict(
         zip(current.column(key).to_pylist(), current.column(version_column).to_pylist(), strict=True)
     )
@@ -105,8 +106,7 @@ def upsert_by_key(
     source = rows.take(changed)
     inserted = sum(1 for i in changed if keys[i] not in stored)
     (
-        DeltaTable(uri, storage_options=storage_options)
-        .merge(source, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t")
+        table.merge(source, predicate=f"t.{key} = s.{key}", source_alias="s", target_alias="t")
         .when_matched_update_all()
         .when_not_matched_insert_all()
         .execute()
@@ -115,9 +115,15 @@ def upsert_by_key(
 
 
 def read_table(
-    uri: str, columns: list[str] | None = None, storage_options: dict | None = None
+    uri: str,
+    columns: list[str] | None = None,
+    storage_options: dict | None = None,
+    filters: list[tuple] | None = None,
+    version: int | None = None,
 ) -> pa.Table | None:
-    """A whole Delta table as Arrow (None if it does not exist yet)."""
+    """A Delta table (its rows matching `filters`, at `version`, default the latest) as Arrow, read with delta-rs;
+    None if the table does not exist yet."""
     if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
         return None
-    return DeltaTable(uri, storage_options=storage_options).to_pyarrow_table(columns=columns)
+    table = DeltaTable(uri, version=version, storage_options=storage_options)
+    return table.to_pyarrow_table(columns=columns, filters=filters)

@@ -144,19 +144,19 @@ class CatalogResource(ConfigurableResource):
     rss_feeds: str = Field(default="", description="env PODREC_RSS_FEEDS: comma-separated feed URLs")
     podcastindex_api_key: str | None = Field(default=None, description="env PODCASTINDEX_API_KEY")
     podcastindex_api_secret: str | None = Field(default=None, description="env PODCASTINDEX_API_SECRET")
-    podcastindex_base_url: str = Field(
-        default="https://api.podcastindex.org/api/1.0", description="env PODCASTINDEX_BASE_URL"
+    podcastindex_base_url: str | None = Field(
+        default=None, description="env PODCASTINDEX_BASE_URL (default: PodcastIndex's public API)"
     )
     max_feeds: int = Field(default=50, description="trending feeds to take from PodcastIndex")
 
     def collect(self):
         from podrec_assets.content.catalog import collect_catalog
-        from podrec_assets.content.sources import PodcastIndexClient
+        from podrec_assets.content.sources import PODCASTINDEX_API, PodcastIndexClient
 
         client = None
         if self.podcastindex_api_key and self.podcastindex_api_secret:
             client = PodcastIndexClient(
-                base_url=self.podcastindex_base_url,
+                base_url=self.podcastindex_base_url or PODCASTINDEX_API,
                 api_key=self.podcastindex_api_key,
                 api_secret=self.podcastindex_api_secret,
             )
@@ -198,7 +198,7 @@ def build_resources(resolved: bool = False) -> dict:
             rss_feeds=optional("PODREC_RSS_FEEDS") or "",
             podcastindex_api_key=optional("PODCASTINDEX_API_KEY"),
             podcastindex_api_secret=optional("PODCASTINDEX_API_SECRET"),
-            podcastindex_base_url=optional("PODCASTINDEX_BASE_URL") or "https://api.podcastindex.org/api/1.0",
+            podcastindex_base_url=optional("PODCASTINDEX_BASE_URL"),
         ),
         # dagster-pyspark's resource; `spark.remote` makes its builder return a Spark Connect session, so every run
         # connects to one long-lived Spark server in ~0.5 s instead of starting a JVM (15-40 s here).

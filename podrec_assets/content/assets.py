@@ -22,7 +22,7 @@ from deltalake import write_deltalake
 from pydantic import Field
 
 from podrec_assets.content.catalog import mirror_episodes
-from podrec_assets.content.embedding import MODEL_NAME, embed_texts, load_model, text_hash
+from podrec_assets.content.embedding import MODEL_NAME, OVERLAP, embed_texts, load_model, texts_to_encode
 from podrec_assets.content.similarity import top_k_similar
 from podrec_assets.content.tables import (
     EPISODE_SIMILARITY,
@@ -32,9 +32,16 @@ from podrec_assets.content.tables import (
     TRANSCRIPT_EMBEDDINGS_SCHEMA,
     TRANSCRIPTS,
     episodes_table,
+    vector_matrix,
 )
 from podrec_assets.content.transcript_text import NoSpeechToText, fetch_transcript
-from podrec_assets.content.transcripts import MAX_ATTEMPTS, plan, run_jobs
+from podrec_assets.content.transcripts import (
+    MAX_ATTEMPTS,
+    PLAN_EPISODE_COLUMNS,
+    PLAN_TRANSCRIPT_COLUMNS,
+    plan,
+    run_jobs,
+)
 from podrec_assets.lakehouse import delta_version, read_table, upsert_by_key
 from podrec_assets.resources import CatalogResource, DeltaLakeResource, MongoResource
 
@@ -100,9 +107,9 @@ def episodes(
 )
 def transcripts(context: AssetExecutionContext, delta: DeltaLakeResource) -> MaterializeResult:
     options = delta.storage_options()
-    catalog = _require(read_table(delta.table_uri(EPISODES), storage_options=options), EPISODES)
+    catalog = _require(read_table(delta.table_uri(EPISODES), PLAN_EPISODE_COLUMNS, options), EPISODES)
     uri = delta.table_uri(TRANSCRIPTS)
-    jobs, exhausted = plan(catalog, read_table(uri, storage_options=options))
+    jobs, exhausted = plan(catalog, read_table(uri, PLAN_TRANSCRIPT_COLUMNS, options))
     rows = run_jobs(jobs, fetch_transcript, NoSpeechToText(), datetime.now(UTC))
     for failure in rows.filter(pa.compute.equal(rows.column("status"), "failed")).to_pylist()[:20]:
         context.log.warning(f"transcript of {failure['episode_id']} (attempt {failure['attempts']}): "
@@ -127,7 +134,9 @@ def transcripts(context: AssetExecutionContext, delta: DeltaLakeResource) -> Mat
 
 class EmbeddingConfig(Config):
     batch_size: int = Field(default=64, description="chunks per forward pass")
-    overlap_tokens: int = Field(default=32, description="tokens shared by consecutive chunks of a long text")
+    overlap_tokens: int = Field(
+        default=OVERLAP, description="tokens shared by consecutive chunks of a long text"
+    )
 
 
 @asset(
@@ -147,21 +156,14 @@ def transcript_embeddings(
     uri = delta.table_uri(TRANSCRIPT_EMBEDDINGS)
     existing = read_table(uri, ["episode_id", "text_hash"], options)
     stored = {} if existing is None else dict(zip(*existing.to_pydict().values(), strict=True))
-    todo = []  # (episode_id, text, text hash) of every text not yet encoded as it is now
-    for episode_id, text in zip(
-        texts.column("episode_id").to_pylist(), texts.column("text").to_pylist(), strict=True
-    ):
-        if text and text.strip():
-            digest = text_hash(text)
-            if stored.get(episode_id) != digest:
-                todo.append((episode_id, text, digest))
+    todo = texts_to_encode(texts.column("episode_id").to_pylist(), texts.column("text").to_pylist(), stored)
     started = time.perf_counter()
     chunks = 0
     if todo:
         embedded = embed_texts(
             load_model(), [t for _, t, _ in todo], config.batch_size, config.overlap_tokens
         )
-        chunks = int(sum(embedded.chunks_per_text))
+        chunks = embedded.total_chunks
         now = datetime.now(UTC)
         rows = pa.Table.from_pydict(
             {
@@ -214,12 +216,7 @@ def episode_similarity(
         TRANSCRIPT_EMBEDDINGS,
     )
     ids = np.array(embeddings.column("episode_id").to_pylist(), dtype=object)
-    vectors = embeddings.column("vector").combine_chunks()
-    matrix = (
-        vectors.flatten().to_numpy().astype(np.float32).reshape(len(ids), -1)
-        if len(ids)
-        else np.zeros((0, 1))
-    )
+    matrix = vector_matrix(embeddings)
     started = time.perf_counter()
     neighbours, scores = top_k_similar(matrix, config.k)
     seconds = time.perf_counter() - started

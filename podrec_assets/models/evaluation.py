@@ -58,6 +58,8 @@ class Evaluation:
     train_pairs: int
     held_out_pairs: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, shown as asset metadata
+    test_users: np.ndarray | None = None  # the evaluated users and their held-out positive episodes
+    labels: list[list[int]] | None = None
 
     @property
     def ndcg(self) -> tuple[float, float]:
@@ -111,6 +113,18 @@ def ranking_metrics(
     return metrics
 
 
+def held_out_labels(split: pd.DataFrame) -> tuple[np.ndarray, list[list[int]]]:
+    """The evaluated users (held-out positive pairs and at least one positive training pair: no model can place a
+    user it has never seen) and, per user, the held-out positive episodes."""
+    held_out = split["held_out"].to_numpy(dtype=bool)
+    positive = split["engagement"].to_numpy() > 0
+    user, item = split[USER_IDX].to_numpy(), split[EPISODE_IDX].to_numpy()
+    relevant = held_out & positive & np.isin(user, np.unique(user[~held_out & positive]))
+    test_users = np.unique(user[relevant])
+    labels = pd.Series(item[relevant]).groupby(user[relevant]).apply(list).reindex(test_users).tolist()
+    return test_users, labels
+
+
 def fit_and_evaluate(
     spark: SparkSession, split: pd.DataFrame, catalog: tuple[int, int], params: AlsParams, k: int = 10
 ) -> Evaluation:
@@ -132,10 +146,7 @@ def fit_and_evaluate(
 
     with timed(timings, "rank_s"):
         user_factors, item_factors = model_factors(model)
-        known_users = np.unique(user[train & positive])
-        relevant = held_out & positive & np.isin(user, known_users)
-        test_users = np.unique(user[relevant])
-        labels = pd.Series(item[relevant]).groupby(user[relevant]).apply(list).reindex(test_users).tolist()
+        test_users, labels = held_out_labels(split)
         seen = pair_matrix(user[train], item[train], catalog)[test_users]
         als_items, _ = rank_with_factors(user_factors.dense(catalog[0])[test_users], item_factors, seen, k)
         popular = popularity(item[train & positive], catalog[1])
@@ -147,4 +158,4 @@ def fit_and_evaluate(
     with timed(timings, "metrics_s"):
         metrics = ranking_metrics(spark, {"als": lists(als_items), "popularity": lists(pop_items)}, labels, k)
     return Evaluation(user_factors, item_factors, metrics, len(test_users), int(train.sum()), int(held_out.sum()),
-                      timings)  # fmt: skip
+                      timings, test_users, labels)  # fmt: skip

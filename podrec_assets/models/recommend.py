@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from podrec_assets.models.als import read_factors
+from podrec_assets.models.als import Factors, read_factors
 from podrec_assets.models.ranking import pair_matrix, rank_with_factors
 from podrec_assets.models.registry import read_ids
 
@@ -27,13 +28,33 @@ ALS_RECOMMENDATIONS_SCHEMA = pa.schema(
 )
 
 
+@dataclass(frozen=True)
+class AlsModel:
+    """A model version as serving needs it: the id mappings and the factors (no Spark)."""
+
+    version: str
+    user_ids: list[str]
+    episode_ids: list[str]
+    users: Factors
+    episodes: Factors
+
+
+def read_model(model_dir: Path, version: str) -> AlsModel:
+    """The files `training.save_version` wrote into a version folder."""
+    return AlsModel(
+        version=version,
+        user_ids=read_ids(model_dir / "user_ids.parquet", "user_id"),
+        episode_ids=read_ids(model_dir / "episode_ids.parquet", "episode_id"),
+        users=read_factors(model_dir / "user_factors.parquet"),
+        episodes=read_factors(model_dir / "item_factors.parquet"),
+    )
+
+
 def recommend_all_users(model_dir: Path, version: str, engaged: pa.Table, n: int, now: datetime) -> pa.Table:
     """Top-`n` episodes for every user the model knows. `engaged` (user_id, episode_id) holds every pair with any
     engagement in the whole history — heard, skipped, rated: none of them is recommended."""
-    user_ids = read_ids(model_dir / "user_ids.parquet", "user_id")
-    episode_ids = read_ids(model_dir / "episode_ids.parquet", "episode_id")
-    users = read_factors(model_dir / "user_factors.parquet")
-    episodes = read_factors(model_dir / "item_factors.parquet")
+    model = read_model(model_dir, version)
+    user_ids, episode_ids, users, episodes = model.user_ids, model.episode_ids, model.users, model.episodes
 
     # Engaged pairs in the model's index space; episodes or users the model does not know cannot be recommended.
     user_codes = pd.Categorical(engaged.column("user_id").to_pandas(), categories=user_ids).codes

@@ -12,10 +12,8 @@ from deltalake import write_deltalake
 from podrec_assets.content.tables import EPISODE_SIMILARITY, EPISODES
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lakehouse import delta_version, read_table
-from podrec_assets.models.als import read_factors
 from podrec_assets.models.assets import ALS_MODEL
-from podrec_assets.models.recommend import ALS_RECOMMENDATIONS
-from podrec_assets.models.registry import read_ids
+from podrec_assets.models.recommend import ALS_RECOMMENDATIONS, AlsModel, read_model
 from podrec_assets.resources import DeltaLakeResource, ModelStoreResource, MongoResource
 from podrec_assets.serving.lookup import (
     ALS_TOP_N,
@@ -25,7 +23,7 @@ from podrec_assets.serving.lookup import (
     USER_RECOMMENDATIONS,
 )
 from podrec_assets.serving.publish import publish_collection
-from podrec_assets.serving.recommendations import AlsModel, HybridConfig
+from podrec_assets.serving.recommendations import HybridConfig
 from podrec_assets.serving.recommendations import final_recommendations as build_final_recommendations
 
 SERVING_GROUP = "serving"
@@ -37,14 +35,7 @@ def current_als_model(models: ModelStoreResource) -> AlsModel | None:
     version = registry.current()
     if version is None:
         return None
-    folder = registry.path(version)
-    return AlsModel(
-        version=version,
-        user_ids=read_ids(folder / "user_ids.parquet", "user_id"),
-        episode_ids=read_ids(folder / "episode_ids.parquet", "episode_id"),
-        users=read_factors(folder / "user_factors.parquet"),
-        episodes=read_factors(folder / "item_factors.parquet"),
-    )
+    return read_model(registry.path(version), version)
 
 
 @asset(

@@ -177,9 +177,8 @@ def choose_anchors(
     position = np.arange(len(u)) - starts
     keep = position < per_user
     anchors[u[keep], position[keep]] = i[keep]
-    best = np.zeros(users, dtype=np.float64)
-    np.maximum.at(best, u, strength)
-    weights[u[keep], position[keep]] = (strength[keep] / best[u[keep]]).astype(np.float32)
+    # rows are strongest first within each user, so a user's best is at their first row
+    weights[u[keep], position[keep]] = (strength[keep] / strength[starts[keep]]).astype(np.float32)
     return anchors, weights
 
 

@@ -24,14 +24,13 @@ ALS_TOP_N = "als_top_n"
 # one-document-per-recommendation shape for existing readers; measured: 2-5x slower per lookup on SecantusDB).
 USER_RECOMMENDATIONS = "user_recommendations"
 USER_STATS = "user_stats"
-# The list served to a listener without history; the same value as serving/recommendations.py's (a test
-# checks), repeated here so that a lookup imports pymongo only.
+# The list served to a listener without history (serving/recommendations.py builds it under this id).
 COLD_START_USER = "__cold_start__"
 
-FINAL_RECOMMENDATIONS_INDEXES = [
+# Both per-rank collections are read by user, in rank order.
+FINAL_RECOMMENDATIONS_INDEXES = ALS_TOP_N_INDEXES = [
     IndexModel([("user_id", ASCENDING), ("rank", ASCENDING)], name="user_id_rank")
 ]
-ALS_TOP_N_INDEXES = [IndexModel([("user_id", ASCENDING), ("rank", ASCENDING)], name="user_id_rank")]
 
 
 def top_n(db: Database, collection: str, user_id: str, limit: int = 20) -> list[dict]:

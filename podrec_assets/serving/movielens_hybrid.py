@@ -73,29 +73,14 @@ def _inputs(
 
 def _rows(inputs: HybridInputs, users: np.ndarray) -> HybridInputs:
     """The inputs of some users only (the ones evaluated)."""
-    return HybridInputs(
+    return replace(
+        inputs,
         user_vectors=inputs.user_vectors[users],
         user_known=inputs.user_known[users],
-        item_vectors=inputs.item_vectors,
-        item_known=inputs.item_known,
-        similarity=inputs.similarity,
         anchors=inputs.anchors[users],
         anchor_weights=inputs.anchor_weights[users],
         exclude=inputs.exclude[users],
-        popularity=inputs.popularity,
     )
-
-
-def _labels(split: pd.DataFrame, users: np.ndarray | None = None) -> tuple[np.ndarray, list[list[int]]]:
-    """Held-out positive items per evaluated user (users with a positive training pair), as fit_and_evaluate does."""
-    held = split["held_out"].to_numpy(bool)
-    positive = split["engagement"].to_numpy() > 0
-    user, item = split[USER_IDX].to_numpy(), split[EPISODE_IDX].to_numpy()
-    known = np.unique(user[~held & positive])
-    relevant = held & positive & np.isin(user, known if users is None else users)
-    test_users = np.unique(user[relevant])
-    labels = pd.Series(item[relevant]).groupby(user[relevant]).apply(list).reindex(test_users).tolist()
-    return test_users, labels
 
 
 def evaluate_hybrid(
@@ -107,7 +92,7 @@ def evaluate_hybrid(
 
     evaluation = fit_and_evaluate(spark, indexed, catalog, params, k=10)
     inputs = _inputs(indexed, evaluation, vectors, catalog)
-    test_users, labels = _labels(indexed)
+    test_users, labels = evaluation.test_users, evaluation.labels
     predictions = {}
     for weight in weights:
         lists = hybrid_top_n(_rows(inputs, test_users), 10, weight)

@@ -4,7 +4,6 @@ result as rows with a reason each."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -13,8 +12,10 @@ import pyarrow as pa
 from dagster import Config
 from pydantic import Field
 
+from podrec_assets.content.tables import UTC_TIMESTAMP
 from podrec_assets.models.als import Factors
 from podrec_assets.models.ranking import pair_matrix
+from podrec_assets.models.recommend import AlsModel
 from podrec_assets.serving.hybrid import (
     SOURCE_ALS,
     SOURCE_CONTENT,
@@ -26,8 +27,6 @@ from podrec_assets.serving.hybrid import (
 from podrec_assets.serving.lookup import (  # shared with serving-time reads
     COLD_START_USER,
 )
-
-UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 FINAL_RECOMMENDATIONS_SCHEMA = pa.schema(
     [
@@ -47,6 +46,12 @@ FINAL_RECOMMENDATIONS_SCHEMA = pa.schema(
 )
 
 
+EMPTY_SIMILARITY = pa.table(
+    {"episode_id": pa.array([], pa.string()), "similar_episode_id": pa.array([], pa.string()),
+     "score": pa.array([], pa.float32())}
+)  # fmt: skip
+
+
 class HybridConfig(Config):
     top_n: int = Field(default=20, description="recommendations per user")
     als_weight: float = Field(
@@ -61,15 +66,6 @@ class HybridConfig(Config):
     popular_window_days: int = Field(
         default=7, description="'popular this week': the window popularity counts"
     )
-
-
-@dataclass(frozen=True)
-class AlsModel:
-    version: str
-    user_ids: list[str]
-    episode_ids: list[str]
-    users: Factors
-    episodes: Factors
 
 
 def history_pairs(daily: pa.Table) -> pd.DataFrame:
@@ -132,15 +128,13 @@ def final_recommendations(
         user_vectors, user_known = _aligned(model.users, model.user_ids, users)
         item_vectors, item_known = _aligned(model.episodes, model.episode_ids, episodes)
 
-    if similarity is not None and similarity.num_rows:
-        sim = similarity_matrix(
-            episodes.get_indexer(similarity.column("episode_id").to_pandas()),
-            episodes.get_indexer(similarity.column("similar_episode_id").to_pandas()),
-            similarity.column("score").to_numpy(),
-            len(episodes),
-        )
-    else:
-        sim = similarity_matrix(np.zeros(0, int), np.zeros(0, int), np.zeros(0, np.float32), len(episodes))
+    neighbours = similarity if similarity is not None else EMPTY_SIMILARITY
+    sim = similarity_matrix(
+        episodes.get_indexer(neighbours.column("episode_id").to_pandas()),
+        episodes.get_indexer(neighbours.column("similar_episode_id").to_pandas()),
+        neighbours.column("score").to_numpy(),
+        len(episodes),
+    )
 
     newest = history["last_ts"].max() if len(history) else now
     age_days = ((newest - history["last_ts"]).dt.total_seconds() / 86400).to_numpy()

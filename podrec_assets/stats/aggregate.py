@@ -26,14 +26,15 @@ from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from podrec_assets.ingestion.contract import CONTENT_EVENT_TYPES
+from podrec_assets.lakehouse import read_table
+from podrec_assets.stats.batches import EVENT_COLUMNS
 from podrec_assets.stats.keys import affinity_id, safe_key
 
-DIMENSIONS = ("show", "author", "category")
 # Original names of changed keys are kept (in `key_names`) up to this length.
 MAX_KEY_NAME_CHARS = 256
+CATALOG_COLUMNS = ["episode_id", "title", "show", "author", "categories"]
 # Counters every user_stats document has (0 until an event adds to them); maps (events, months, devices,
 # ratings.by_star) hold only the keys seen.
 USER_COUNTERS = ("events_total", "completes", "likes", "skips", "listening_ms", "listening_segments",
@@ -78,7 +79,7 @@ def catalog_from_table(table: pa.Table | None) -> Catalog:
     if table is None:
         return Catalog({}, present=False)
     episodes = {}
-    for row in table.select(["episode_id", "title", "show", "author", "categories"]).to_pylist():
+    for row in table.select(CATALOG_COLUMNS).to_pylist():
         categories = tuple(dict.fromkeys(c for c in row["categories"] or () if c))
         episodes[row["episode_id"]] = EpisodeInfo(row["title"], row["show"], row["author"], categories)
     return Catalog(episodes)
@@ -87,16 +88,12 @@ def catalog_from_table(table: pa.Table | None) -> Catalog:
 def load_catalog(uri: str, storage_options: dict | None = None) -> Catalog:
     """The current episodes table as a Catalog (one read of five columns; its size is the catalog's, not the
     events')."""
-    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
-        return catalog_from_table(None)
-    columns = ["episode_id", "title", "show", "author", "categories"]
-    return catalog_from_table(
-        DeltaTable(uri, storage_options=storage_options).to_pyarrow_table(columns=columns)
-    )
+    return catalog_from_table(read_table(uri, CATALOG_COLUMNS, storage_options))
 
 
-def _frame(rows: pa.Table) -> pd.DataFrame:
-    df = rows.select(["user_id", "episode_id", "event_type", "ts", "device", "rating", "from_sec", "to_sec"])
+def event_frame(rows: pa.Table) -> pd.DataFrame:
+    """A batch's events as pandas, once per batch (both increment functions read it)."""
+    df = rows.select(EVENT_COLUMNS)
     df = df.to_pandas()
     df["ts"] = df["ts"].dt.floor("ms")  # what BSON keeps
     return df
@@ -116,11 +113,10 @@ def _add_counts(target: dict[str, DocIncrement], counts: pd.Series, prefix: str)
             target[user].set[f"key_names.{prefix}.{key}"] = str(name)[:MAX_KEY_NAME_CHARS]
 
 
-def user_increments(rows: pa.Table) -> list[DocIncrement]:
-    """One increment per user present in `rows` (user_stats documents, `_id` = the user id)."""
-    if rows.num_rows == 0:
+def user_increments(df: pd.DataFrame) -> list[DocIncrement]:
+    """One increment per user present in `df` (user_stats documents, `_id` = the user id)."""
+    if df.empty:
         return []
-    df = _frame(rows)
     by_user = df.groupby("user_id", sort=False)
     users = {}
     for user, n in by_user.size().items():
@@ -172,11 +168,10 @@ class AffinityIncrements:
     unknown_episode_events: int  # of which the catalog does not know the episode (no affinity counted)
 
 
-def affinity_increments(rows: pa.Table, catalog: Catalog) -> AffinityIncrements:
+def affinity_increments(df: pd.DataFrame, catalog: Catalog) -> AffinityIncrements:
     """One increment per (user, dimension, value) the batch touches (user_affinities documents)."""
-    if rows.num_rows == 0:
+    if df.empty:
         return AffinityIncrements([], 0, 0)
-    df = _frame(rows)
     df = df[df["episode_id"].notna() & df["event_type"].isin(CONTENT_EVENT_TYPES)]
     known = df["episode_id"].isin(catalog.episodes.keys())
     pairs = [

@@ -70,7 +70,6 @@ def user_stats(context: AssetExecutionContext, delta: DeltaLakeResource, mongo: 
             delta.table_uri(RAW_USER_EVENTS),
             delta.table_uri(EPISODES),
             options,
-            catalog=load_catalog(delta.table_uri(EPISODES), options),
             log=context.log.info,
         )
     except (UnsupportedTableChange, StreamMismatch) as error:

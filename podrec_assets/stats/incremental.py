@@ -20,7 +20,14 @@ from datetime import UTC, datetime
 
 from pymongo.database import Database
 
-from podrec_assets.stats.aggregate import Catalog, affinity_increments, load_catalog, user_increments
+from podrec_assets.ingestion.tables import RAW_USER_EVENTS
+from podrec_assets.stats.aggregate import (
+    Catalog,
+    affinity_increments,
+    event_frame,
+    load_catalog,
+    user_increments,
+)
 from podrec_assets.stats.batches import table_identity, version_batches
 from podrec_assets.stats.store import (
     USER_AFFINITIES,
@@ -32,7 +39,7 @@ from podrec_assets.stats.store import (
     read_cursor,
 )
 
-STREAM = "raw_user_events"
+STREAM = RAW_USER_EVENTS  # the cursor's and the markers' name
 
 
 class StreamMismatch(RuntimeError):
@@ -84,8 +91,9 @@ def update_user_stats(
     report.catalog_present = catalog.present
     ensure_indexes(db)
     for batch in version_batches(events_uri, after, until, storage_options):
-        users = user_increments(batch.rows)
-        affinities = affinity_increments(batch.rows, catalog)
+        events = event_frame(batch.rows)
+        users = user_increments(events)
+        affinities = affinity_increments(events, catalog)
         now = datetime.now(UTC)
         written_users = apply_increments(db[USER_STATS], users, STREAM, batch.version, now)
         written_affinities = apply_increments(

@@ -46,10 +46,10 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from podrec_assets.serving.lookup import USER_STATS  # noqa: F401 (re-exported: one name for writer and reader)
 from podrec_assets.stats.aggregate import DocIncrement
 from podrec_assets.stats.keys import safe_key
 
-USER_STATS = "user_stats"
 USER_AFFINITIES = "user_affinities"
 GLOBAL_STATS = "global_stats"
 CURSORS = "stats_cursors"
