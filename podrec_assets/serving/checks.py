@@ -1,10 +1,18 @@
 """Checks of `final_recommendations` (the Delta table, before anything is published). The blocking ones stop
 `published_recommendations`, so MongoDB keeps serving the previous set."""
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pyarrow as pa
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, MetadataValue, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    multi_asset_check,
+)
 
 from podrec_assets.content.tables import EPISODES
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
@@ -41,51 +49,60 @@ def shortfalls(
     return {"active_users": len(active), "short_without_reason": len(missing), "examples": missing[:10]}
 
 
-@asset_check(
-    asset=FINAL_RECOMMENDATIONS, blocking=True, description="no episode a user engaged with is recommended"
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            "no_heard_or_skipped",
+            asset=FINAL_RECOMMENDATIONS,
+            blocking=True,
+            description="no episode a user engaged with is recommended",
+        ),
+        AssetCheckSpec(
+            "lists_consistent",
+            asset=FINAL_RECOMMENDATIONS,
+            blocking=True,
+            description="ranks 1..n per user, no episode twice, scores fall with rank, every episode in the catalog",
+        ),
+        AssetCheckSpec(
+            "every_active_user_served",
+            asset=FINAL_RECOMMENDATIONS,
+            blocking=True,
+            description=f"every user active in the last {ACTIVE_DAYS} days, and the cold-start list, has top_n "
+            "recommendations (fewer only when the catalog has fewer episodes they have not heard)",
+        ),
+    ]
 )
-def no_heard_or_skipped(delta: DeltaLakeResource) -> AssetCheckResult:
-    engaged = read_table(
-        delta.table_uri(DAILY_ENGAGEMENT), ["user_id", "episode_id"], delta.storage_options()
-    )
-    found = engaged_pairs_recommended(_recommendations(delta, ["user_id", "episode_id"]), engaged)
-    return AssetCheckResult(passed=found == 0, metadata={"engaged_pairs_recommended": found})
-
-
-@asset_check(
-    asset=FINAL_RECOMMENDATIONS,
-    blocking=True,
-    description="ranks 1..n per user, no episode twice, scores fall with rank, every episode in the catalog",
-)
-def lists_consistent(delta: DeltaLakeResource) -> AssetCheckResult:
+def final_recommendations_valid(
+    context: AssetCheckExecutionContext, delta: DeltaLakeResource
+) -> Iterator[AssetCheckResult]:
+    """The three checks over one read of each table they need."""
+    options = delta.storage_options()
     recommendations = _recommendations(delta, ["user_id", "episode_id", "rank", "score"])
-    catalog = set(read_table(delta.table_uri(EPISODES), ["episode_id"], delta.storage_options())
-                  .column("episode_id").to_pylist())  # fmt: skip
+    daily = read_table(delta.table_uri(DAILY_ENGAGEMENT), ["user_id", "episode_id", "event_date"], options)
+    catalog = set(
+        read_table(delta.table_uri(EPISODES), ["episode_id"], options).column("episode_id").to_pylist()
+    )
+
+    found = engaged_pairs_recommended(recommendations, daily)
+    yield AssetCheckResult(
+        check_name="no_heard_or_skipped", passed=found == 0, metadata={"engaged_pairs_recommended": found}
+    )
+
     problems = inconsistent_rankings(recommendations)
     problems["unknown_episodes"] = sum(
         1 for e in recommendations.column("episode_id").to_pylist() if e not in catalog
     )
-    return AssetCheckResult(
-        passed=not any(problems.values()), metadata={"problems": MetadataValue.json(problems)}
+    yield AssetCheckResult(
+        check_name="lists_consistent",
+        passed=not any(problems.values()),
+        metadata={"problems": MetadataValue.json(problems)},
     )
 
-
-@asset_check(
-    asset=FINAL_RECOMMENDATIONS,
-    blocking=True,
-    description=f"every user active in the last {ACTIVE_DAYS} days, and the cold-start list, has top_n "
-    "recommendations (fewer only when the catalog has fewer episodes they have not heard)",
-)
-def every_active_user_served(
-    context: AssetCheckExecutionContext, delta: DeltaLakeResource
-) -> AssetCheckResult:
     event = context.instance.get_latest_materialization_event(AssetKey(FINAL_RECOMMENDATIONS))
     top_n = int(event.asset_materialization.metadata["top_n"].value)
-    options = delta.storage_options()
-    daily = read_table(delta.table_uri(DAILY_ENGAGEMENT), ["user_id", "episode_id", "event_date"], options)
-    catalog_size = read_table(delta.table_uri(EPISODES), ["episode_id"], options).num_rows
-    result = shortfalls(_recommendations(delta, ["user_id"]), daily, catalog_size, top_n, ACTIVE_DAYS)
-    return AssetCheckResult(
+    result = shortfalls(recommendations, daily, len(catalog), top_n, ACTIVE_DAYS)
+    yield AssetCheckResult(
+        check_name="every_active_user_served",
         passed=result["short_without_reason"] == 0,
         metadata={
             **{k: v for k, v in result.items() if k != "examples"},
@@ -94,4 +111,4 @@ def every_active_user_served(
     )
 
 
-final_recommendations_checks = [no_heard_or_skipped, lists_consistent, every_active_user_served]
+final_recommendations_checks = [final_recommendations_valid]
