@@ -16,12 +16,14 @@ from podrec_assets.serving.lookup import (
     COLD_START_USER,
     FINAL_RECOMMENDATIONS,
     FINAL_RECOMMENDATIONS_INDEXES,
+    SERVED_ARRAYS,
     USER_RECOMMENDATIONS,
     USER_STATS,
     als_top_n_for,
     format_recommendations,
     recommendations_for,
     top_n,
+    user_document,
     user_stats_for,
 )
 from podrec_assets.serving.publish import (
@@ -208,18 +210,16 @@ def test_lookups_by_rank_with_the_cold_start_list_and_stats(db):
     publish_collection(db, FINAL_RECOMMENDATIONS, rows, FINAL_RECOMMENDATIONS_INDEXES)
     lists: dict[str, list[dict]] = {}
     for row in sorted(rows, key=lambda r: (r["user_id"], r["rank"])):
-        lists.setdefault(row["user_id"], []).append(
-            {k: v for k, v in row.items() if k not in ("_id", "user_id")}
-        )
-    publish_collection(
-        db, USER_RECOMMENDATIONS, ({"_id": u, "recommendations": r} for u, r in lists.items()), []
-    )
+        lists.setdefault(row["user_id"], []).append(row)
+    publish_collection(db, USER_RECOMMENDATIONS, (user_document(u, r) for u, r in lists.items()), [])
 
     assert [r["rank"] for r in recommendations_for(db, "u1")] == list(range(1, 21))
     assert [r["rank"] for r in recommendations_for(db, "u1", limit=3)] == [1, 2, 3]
-    assert recommendations_for(db, "u1") == [
-        {k: v for k, v in r.items() if k != "_id"} for r in top_n(db, FINAL_RECOMMENDATIONS, "u1")
+    served = recommendations_for(db, "u1")
+    assert served == [
+        {k: r[k] for k in served[0]} for r in top_n(db, FINAL_RECOMMENDATIONS, "u1")
     ]  # the serving document and seed 001's documents say the same
+    assert set(served[0]) == {"user_id", "rank", "model_version", "generated_at", *SERVED_ARRAYS}
     newcomer = recommendations_for(db, "never-seen")
     assert [(r["user_id"], r["rank"]) for r in newcomer] == [(COLD_START_USER, k) for k in range(1, 6)]
     assert recommendations_for(db, "never-seen", fallback_user_id=None) == []

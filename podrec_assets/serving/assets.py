@@ -2,6 +2,7 @@
 (MongoDB `final_recommendations` and seed 000's `als_top_n`, each replaced atomically). A failing blocking check on
 the Delta table stops the publish, so the previous set stays live."""
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -21,6 +22,7 @@ from podrec_assets.serving.lookup import (
     FINAL_RECOMMENDATIONS,
     FINAL_RECOMMENDATIONS_INDEXES,
     USER_RECOMMENDATIONS,
+    user_document,
 )
 from podrec_assets.serving.publish import publish_collection
 from podrec_assets.serving.recommendations import HybridConfig
@@ -103,15 +105,9 @@ def final_documents(rows: pa.Table) -> Iterator[dict]:
 
 def user_documents(rows: pa.Table) -> Iterator[dict]:
     """MongoDB `user_recommendations`: one document per user with the ranked list (the serving read path)."""
-    current, items = None, []
-    for document in final_documents(rows.sort_by([("user_id", "ascending"), ("rank", "ascending")])):
-        if current is not None and document["user_id"] != current:
-            yield {"_id": current, "recommendations": items}
-            items = []
-        current = document["user_id"]
-        items.append({k: v for k, v in document.items() if k not in ("_id", "user_id")})
-    if current is not None:
-        yield {"_id": current, "recommendations": items}
+    ranked = final_documents(rows.sort_by([("user_id", "ascending"), ("rank", "ascending")]))
+    for user_id, documents in itertools.groupby(ranked, key=lambda document: document["user_id"]):
+        yield user_document(user_id, list(documents))
 
 
 def als_top_n_documents(rows: pa.Table) -> Iterator[dict]:
