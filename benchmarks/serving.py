@@ -1,7 +1,7 @@
 """Serving latency: one listener's recommendations (`recommendations_for`) under concurrent load on loopback.
 
     python benchmarks/serving.py [--users 5000] [--per-user 20] [--rounds 3] [--slice 10] [--threads 16]
-                                 [--skip-per-rank] [--skip-publish-load]
+                                 [--skip-per-rank] [--skip-publish-load] [--shapes]
 
 Against a private local SecantusDB (or the server MONGO_URI names). Three reads, measured in the same run:
 - lookup: `recommendations_for` (the serving path): one `find_one` by `_id` in `user_recommendations`, where
@@ -19,6 +19,8 @@ Against a private local SecantusDB (or the server MONGO_URI names). Three reads,
 3. Seed 001's per-rank shape: `final_recommendations` (users x per-user documents) is published, then read at
    50 QPS and in a closed loop (skipped with --skip-per-rank).
 4. Lookups at 50 QPS while each set is published again (skipped with --skip-publish-load; needs part 3).
+5. With --shapes: the serving document's shape, parallel arrays (what `user_document` writes) against the same
+   list as one sub-document per rank, in alternating rounds at 500 QPS.
 Targets, for the lookup path: seed 004, p99 < 200 ms at >= 50 QPS; ours, p99 < 10 ms at >= 500 QPS.
 
 Drivers other than threads (several client processes, one asyncio `AsyncMongoClient`) were tried as well: they
@@ -74,6 +76,18 @@ def by_user_rows(users: int, per_user: int, version: str):
         yield user_document(user_id, list(documents))
 
 
+SUB_DOCUMENTS = "user_recommendations_sub_documents"  # part 5: the earlier shape of the serving document
+
+
+def sub_document_rows(users: int, per_user: int, version: str):
+    """The same sets as `by_user_rows`, each list as one sub-document per rank (the shape before the arrays)."""
+    for user_id, documents in itertools.groupby(
+        rows(users, per_user, version), key=lambda row: row["user_id"]
+    ):
+        yield {"_id": user_id, "recommendations": [
+            {k: v for k, v in row.items() if k not in ("_id", "user_id")} for row in documents]}  # fmt: skip
+
+
 def make_call(db, op: str, users: int, per_user: int, rng: random.Random):
     from podrec_assets.serving.lookup import FINAL_RECOMMENDATIONS, recommendations_for, top_n
 
@@ -90,6 +104,14 @@ def make_call(db, op: str, users: int, per_user: int, rng: random.Random):
             got = top_n(db, FINAL_RECOMMENDATIONS, f"user-{rng.randrange(users)}", per_user)
             if len(got) != per_user:
                 raise AssertionError(f"{len(got)} per-rank documents, expected {per_user}")
+
+    elif op == "sub_documents":  # what `recommendations_for` did with that shape
+
+        def call() -> None:
+            document = db[SUB_DOCUMENTS].find_one({"_id": f"user-{rng.randrange(users)}"})
+            got = [{"user_id": document["_id"], **row} for row in document["recommendations"][:per_user]]
+            if len(got) != per_user:
+                raise AssertionError(f"{len(got)} recommendations, expected {per_user}")
 
     else:
 
@@ -212,14 +234,12 @@ def publishers(db, users: int, per_user: int, version: str):
     }
 
 
-def targets(args, db) -> dict[int, dict[str, dict]]:
-    """Part 1: at each target rate, rounds of lookup then floor; {rate: {op: pooled stats}}."""
-    print(f"\n1. targets: open loop, {args.rounds} rounds of {args.slice:g} s lookup then {args.slice:g} s floor "
-          f"per rate, {args.threads} client threads (latency from each request's scheduled time)")  # fmt: skip
+def targets(args, db, rates=tuple(rate for _, rate, _ in TARGETS), ops=("lookup", FLOOR)):
+    """Part 1 (and 5): at each rate, rounds of one slice per op; {rate: {op: pooled stats}}."""
     print(HEADER)
     pooled: dict[int, dict[str, dict]] = {}
-    for _, rate, _ in TARGETS:
-        runs: dict[str, list] = {"lookup": [], FLOOR: []}
+    for rate in rates:
+        runs: dict[str, list] = {op: [] for op in ops}
         for round_ in range(1, args.rounds + 1):
             for op, parts in runs.items():
                 latencies, wall = open_loop(db, op, rate, args.slice, args.users, args.per_user, args.threads)
@@ -231,10 +251,20 @@ def targets(args, db) -> dict[int, dict[str, dict]]:
         }
         for op, got in pooled[rate].items():
             print(line(f"{rate} QPS, all rounds, {op}", got))
-        spread = [stats(*part)["p99"] for part in runs["lookup"]]
-        print(f"  -> {rate} QPS: lookup / floor {ratio(pooled[rate]['lookup'], pooled[rate][FLOOR])}; lookup p99 "
-              f"by round {', '.join(f'{p:.1f}' for p in spread)} ms (median {statistics.median(spread):.1f})")  # fmt: skip
+        first, second = ops
+        spread = [stats(*part)["p99"] for part in runs[first]]
+        print(f"  -> {rate} QPS: {first} / {second} {ratio(pooled[rate][first], pooled[rate][second])}; {first} "
+              f"p99 by round {', '.join(f'{p:.1f}' for p in spread)} ms (median {statistics.median(spread):.1f})")  # fmt: skip
     return pooled
+
+
+def shapes(args, db) -> None:
+    """Part 5: the serving document as parallel arrays (lookup) against one sub-document per rank."""
+    rate = TARGETS[1][1]
+    print(f"\n5. document shape at {rate} QPS: parallel arrays (lookup) vs one sub-document per rank, "
+          f"{args.rounds} rounds of {args.slice:g} s each")  # fmt: skip
+    db[SUB_DOCUMENTS].insert_many(sub_document_rows(args.users, args.per_user, "v1"))
+    targets(args, db, (rate,), ("lookup", "sub_documents"))
 
 
 def capacity(args, db, ops) -> dict[str, dict]:
@@ -295,12 +325,17 @@ def run(args, db, server_line: str) -> None:
     print(publish_line(f"published {USER_RECOMMENDATIONS}", publish[USER_RECOMMENDATIONS]()), flush=True)
     db[FLOOR].insert_many([{"_id": i, "v": i} for i in range(100)])
 
+    print(f"\n1. targets: open loop, {args.rounds} rounds of {args.slice:g} s lookup then {args.slice:g} s floor "
+          f"per rate, {args.threads} client threads (latency from each request's scheduled time)")  # fmt: skip
     pooled = targets(args, db)
     capacity(args, db, ("lookup", FLOOR))
     if not args.skip_per_rank:
         per_rank(args, db, publish)
         if not args.skip_publish_load:
             publish_under_load(args, db)
+
+    if args.shapes:
+        shapes(args, db)
 
     print(f"\ntargets, lookup path (recommendations_for), all rounds pooled, server {server_line}:")
     for who, rate, p99 in TARGETS:
@@ -321,6 +356,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--skip-per-rank", action="store_true", help="skip parts 3 and 4")
     parser.add_argument("--skip-publish-load", action="store_true", help="skip part 4 (republishes both)")
+    parser.add_argument(
+        "--shapes", action="store_true", help="part 5: parallel arrays vs a sub-document per rank"
+    )
     args = parser.parse_args()
     began = time.perf_counter()
     external = bool(os.environ.get("MONGO_URI"))

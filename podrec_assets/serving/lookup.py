@@ -38,7 +38,7 @@ FINAL_RECOMMENDATIONS_INDEXES = ALS_TOP_N_INDEXES = [
 
 # A served recommendation's fields and the array each is kept in, entry i of every array being rank i + 1. Parallel
 # arrays instead of one sub-document per rank: fewer BSON values for the server to encode and the client to decode
-# (measured on SecantusDB at 500 QPS: p50 0.97 vs 1.16 ms, p99 3.0 vs 4.1 ms for the same 20 recommendations).
+# (`benchmarks/serving.py --shapes` on SecantusDB at 500 QPS: p50 0.91x, p99 0.61x the sub-documents').
 SERVED_ARRAYS = {
     "recommended_episode_id": "episode_ids",
     "title": "titles",
