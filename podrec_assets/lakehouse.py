@@ -17,6 +17,9 @@ from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+# Metadata key under which a check records the table version it read (serving/gate.py publishes only that version).
+CHECKED_VERSION = "delta_version"
+
 
 def delta_version(uri: str, storage_options: dict | None = None) -> int | None:
     """The table's current version, or None if there is no table yet."""

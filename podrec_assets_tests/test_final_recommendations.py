@@ -5,15 +5,18 @@ the cold-start list, nothing heard is recommended, and a failing blocking check 
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from dagster import DagsterInstance, materialize
+from deltalake import write_deltalake
 
 from podrec_assets.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
 from podrec_assets.content.tables import EPISODES
 from podrec_assets.engagement.assets import daily_engagement
-from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
-from podrec_assets.lakehouse import read_table
+from podrec_assets.engagement.daily import DAILY_ENGAGEMENT, DAILY_ENGAGEMENT_SCHEMA
+from podrec_assets.lakehouse import delta_version, read_table
 from podrec_assets.models.assets import als_model, als_recommendations
+from podrec_assets.models.checks import als_recommendations_checks
 from podrec_assets.producers.synthetic import catalog_from_documents, generate_events
 from podrec_assets.resources import CatalogResource
 from podrec_assets.serving import assets as serving_assets
@@ -21,6 +24,7 @@ from podrec_assets.serving.checks import final_recommendations_checks
 from podrec_assets.serving.lookup import (
     COLD_START_USER,
     FINAL_RECOMMENDATIONS,
+    USER_RECOMMENDATIONS,
     als_top_n_for,
     recommendations_for,
 )
@@ -56,7 +60,8 @@ def graph(delta, resources):
     write_raw_events(delta, events)
     tags = partition_range_tags((END - timedelta(days=DAYS)).date(), END.date())
     assert materialize([daily_engagement], tags=tags, resources=resources, instance=instance).success
-    upstream = [als_model, als_recommendations, transcripts, transcript_embeddings, episode_similarity]
+    upstream = [als_model, als_recommendations, *als_recommendations_checks, transcripts, transcript_embeddings,
+                episode_similarity]  # fmt: skip
     assert materialize(upstream, resources=resources, instance=instance).success
     return instance
 
@@ -122,4 +127,48 @@ def test_a_failing_blocking_check_keeps_the_previous_set_live(delta, mongo, reso
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"final_recommendations"}  # published_recommendations did not run
     assert {d["_id"]: d["generated_at"] for d in db[FINAL_RECOMMENDATIONS].find()} == before
+
+    # publishing alone, in a run of its own, still refuses the version that failed its checks
+    alone = materialize(
+        [serving_assets.published_recommendations], resources=resources, instance=graph, raise_on_error=False
+    )
+    assert not alone.success
+    assert {d["_id"]: d["generated_at"] for d in db[FINAL_RECOMMENDATIONS].find()} == before
+    client.close()
+
+
+def test_only_a_version_that_passed_its_checks_is_published(delta, mongo, resources, graph):
+    """The checks of an older version passed; a newer version was written but never checked: the publisher
+    takes the checked version, not the newest."""
+    assert materialize([serving_assets.final_recommendations, *final_recommendations_checks],
+                       resources=resources, instance=graph).success  # fmt: skip
+    checked = read_table(delta.table_uri(FINAL_RECOMMENDATIONS))
+    unchecked = checked.filter(pc.not_equal(checked.column("user_id"), COLD_START_USER))
+    write_deltalake(delta.table_uri(FINAL_RECOMMENDATIONS), unchecked, mode="overwrite")
+    result = materialize([serving_assets.published_recommendations], resources=resources, instance=graph)
+    client = mongo.client()
+    db = mongo.db(client)
+    assert db[FINAL_RECOMMENDATIONS].count_documents({}) == checked.num_rows
+    assert recommendations_for(db, "someone-new")  # the cold-start list, absent from the unchecked version
+    versions = result.get_asset_materialization_events()[0].materialization.metadata
+    assert (
+        versions["final_recommendations_version"].value
+        == delta_version(delta.table_uri(FINAL_RECOMMENDATIONS)) - 1
+    )
+    client.close()
+
+
+def test_a_listener_who_heard_everything_is_not_served_the_cold_start_list(delta, mongo, resources, graph):
+    """Every catalog episode engaged with: no list, and an empty document so the lookup does not fall back."""
+    catalog = read_table(delta.table_uri(EPISODES), ["episode_id"]).column("episode_id").to_pylist()
+    day = END.date() - timedelta(days=1)
+    rows = [{"user_id": "completionist", "episode_id": e, "event_date": day, "weight_sum": 5.0, "event_count": 1,
+             "last_ts": END - timedelta(days=1)} for e in catalog]  # fmt: skip
+    write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), pa.Table.from_pylist(rows, DAILY_ENGAGEMENT_SCHEMA),
+                    mode="append", partition_by=["event_date"])  # fmt: skip
+    assert materialize(SERVING, resources=resources, instance=graph).success
+    client = mongo.client()
+    db = mongo.db(client)
+    assert recommendations_for(db, "completionist") == []
+    assert db[USER_RECOMMENDATIONS].find_one({"_id": "completionist"})["episode_ids"] == []
     client.close()

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from scipy import sparse
 
 from podrec_assets.models.als import Factors
@@ -70,6 +71,14 @@ def test_short_catalogs_pad_and_an_excluded_everything_user_gets_nothing():
     assert (lists.items == -1).all() and np.isnan(lists.scores).all()
 
 
+def test_a_diverged_model_is_no_opinion_rather_than_a_tie_at_the_top():
+    broken = np.array([[np.nan, np.nan], [0.0, 1.0], [0.0, 0.0]], np.float32)
+    lists = hybrid_top_n(inputs(user_vectors=broken), n=4, als_weight=1.0)
+    assert np.isfinite(lists.scores[0]).all() and set(lists.source[0]) <= {"content", "popular"}
+    assert lists.items[0, 0] == 4  # content: 0.9-similar to the episode user 0 liked
+    assert (lists.als[0] == 0).all()
+
+
 def test_anchors_favour_strong_and_recent_engagement():
     anchors, weights = choose_anchors(
         user_index=np.array([0, 0, 0, 1]),
@@ -126,3 +135,12 @@ def test_final_recommendations_rows_carry_reasons_versions_and_the_cold_start_li
 def test_similarity_matrix_drops_unknown_episodes():
     matrix = similarity_matrix(np.array([0, -1]), np.array([1, 0]), np.array([0.5, 0.7]), 2)
     assert isinstance(matrix, sparse.csr_matrix) and matrix.nnz == 1 and matrix[0, 1] == np.float32(0.5)
+
+
+def test_hybrid_config_refuses_weights_and_sizes_outside_their_range():
+    import pydantic
+
+    for bad in ({"als_weight": 1.5}, {"als_weight": -0.1}, {"top_n": 0}, {"recency_half_life_days": 0}):
+        with pytest.raises(pydantic.ValidationError):
+            HybridConfig(**bad)
+    assert HybridConfig().als_weight == 1.0

@@ -5,7 +5,7 @@ import pytest
 
 from podrec_assets.models.als import Factors
 from podrec_assets.models.assets import gate
-from podrec_assets.models.ranking import pair_matrix, popularity, rank_with_factors, top_n
+from podrec_assets.models.ranking import best_k, pair_matrix, popularity, rank_with_factors, top_n
 from podrec_assets.models.registry import ModelRegistry, read_ids, write_ids
 
 
@@ -23,6 +23,19 @@ def test_top_n_breaks_ties_by_item_index_and_handles_short_catalogs():
     assert best[0].tolist() == [0, 1, 2]
     best, _ = top_n(np.ones((1, 1), np.float32), np.ones((2, 1), np.float32), pair_matrix([], [], (1, 2)), 4)
     assert best[0].tolist() == [0, 1, -1, -1]
+
+
+def test_best_k_takes_the_lowest_indices_among_ties_in_a_wide_row_and_ranks_nan_last():
+    scores = np.zeros((2, 5000), np.float32)
+    scores[:, :5] = (
+        1.0  # 4,995 entries tie at 0 for the last 15 places: argpartition alone picks arbitrary ones
+    )
+    scores[1, 100], scores[1, 2] = 2.0, np.nan
+    items, values = best_k(scores, 20)
+    assert items[0].tolist() == list(range(20))
+    assert items[1].tolist() == [100, 0, 1, 3, 4, *range(5, 20)] and np.isfinite(values[1]).all()
+    noise = np.random.default_rng(0).random((30, 400)).astype(np.float32)
+    assert (best_k(noise, 10)[0] == np.argsort(-noise, axis=1, kind="stable")[:, :10]).all()
 
 
 def test_rank_with_factors_only_ranks_items_the_model_knows():

@@ -249,9 +249,7 @@ def test_format_recommendations():
     )
     assert all(len(line) <= 110 for line in lines)
 
-    assert format_recommendations("u9", [], None) == (
-        "No recommendations for u9 yet (is published_recommendations materialized?)"
-    )
+    assert format_recommendations("u9", [], None).startswith("No recommendations for u9: none published yet")
     cold = [dict(recs[0], user_id=COLD_START_USER)]
     assert "no listening history yet" in format_recommendations("u9", cold, {}).splitlines()[0]
     assert (

@@ -6,6 +6,7 @@ from dagster import AssetCheckResult, MetadataValue, asset_check
 from deltalake import DeltaTable
 
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
+from podrec_assets.lakehouse import CHECKED_VERSION
 from podrec_assets.models.recommend import ALS_RECOMMENDATIONS
 from podrec_assets.resources import DeltaLakeResource
 
@@ -40,14 +41,16 @@ def inconsistent_rankings(recommendations: pa.Table) -> dict[str, int]:
 )
 def no_engaged_episodes(delta: DeltaLakeResource) -> AssetCheckResult:
     options = delta.storage_options()
-    recommendations = DeltaTable(
-        delta.table_uri(ALS_RECOMMENDATIONS), storage_options=options
-    ).to_pyarrow_table(columns=["user_id", "episode_id"])
+    table = DeltaTable(delta.table_uri(ALS_RECOMMENDATIONS), storage_options=options)
+    recommendations = table.to_pyarrow_table(columns=["user_id", "episode_id"])
     engaged = DeltaTable(delta.table_uri(DAILY_ENGAGEMENT), storage_options=options).to_pyarrow_table(
         columns=["user_id", "episode_id"]
     )
     found = engaged_pairs_recommended(recommendations, engaged)
-    return AssetCheckResult(passed=found == 0, metadata={"engaged_pairs_recommended": found})
+    return AssetCheckResult(
+        passed=found == 0,  # the version read: publishing als_top_n takes only a version that passed
+        metadata={"engaged_pairs_recommended": found, CHECKED_VERSION: table.version()},
+    )
 
 
 @asset_check(
@@ -64,3 +67,5 @@ def rankings_consistent(delta: DeltaLakeResource) -> AssetCheckResult:
 
 
 als_recommendations_checks = [no_engaged_episodes, rankings_consistent]
+# The blocking checks a version of als_recommendations must pass before MongoDB `als_top_n` shows it.
+ALS_RECOMMENDATIONS_GATE = ("no_engaged_episodes",)

@@ -45,7 +45,15 @@ def top_n(
 def best_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the column indices of the k highest scores and those scores, best first, ties broken by the lower
     index (deterministic). Excluded entries should be −inf; they come last."""
-    candidates = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    scores = np.where(np.isnan(scores), -np.inf, scores)  # a NaN never outranks a real score
+    # The k-th best score per row; everything above it is in, and of the entries equal to it the lowest indices
+    # fill the remaining places (argpartition alone would pick arbitrary ones among ties).
+    threshold = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+    above = scores > threshold
+    tied = scores == threshold
+    places_left = k - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= places_left))
+    candidates = np.nonzero(chosen)[1].reshape(scores.shape[0], k)
     candidate_scores = np.take_along_axis(scores, candidates, axis=1)
     order = np.lexsort((candidates, -candidate_scores), axis=1)
     return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(candidate_scores, order, axis=1)

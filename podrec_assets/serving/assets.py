@@ -1,12 +1,14 @@
 """`final_recommendations` (the hybrid, as a Delta table gated by blocking checks) and `published_recommendations`
-(MongoDB `final_recommendations` and seed 000's `als_top_n`, each replaced atomically). A failing blocking check on
-the Delta table stops the publish, so the previous set stays live."""
+(MongoDB `user_recommendations`, `final_recommendations` and seed 000's `als_top_n`, each replaced atomically). A
+failing blocking check on the Delta table stops the publish, and the publish takes only the Delta version the
+checks passed on (serving/gate.py), so the previous set stays live."""
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from deltalake import write_deltalake
 
@@ -14,8 +16,11 @@ from podrec_assets.content.tables import EPISODE_SIMILARITY, EPISODES
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lakehouse import delta_version, read_table
 from podrec_assets.models.assets import ALS_MODEL
+from podrec_assets.models.checks import ALS_RECOMMENDATIONS_GATE
 from podrec_assets.models.recommend import ALS_RECOMMENDATIONS, AlsModel, read_model
 from podrec_assets.resources import DeltaLakeResource, ModelStoreResource, MongoResource
+from podrec_assets.serving.checks import FINAL_RECOMMENDATIONS_GATE
+from podrec_assets.serving.gate import NotVerifiedError, verified_version
 from podrec_assets.serving.lookup import (
     ALS_TOP_N,
     ALS_TOP_N_INDEXES,
@@ -103,11 +108,19 @@ def final_documents(rows: pa.Table) -> Iterator[dict]:
         }
 
 
-def user_documents(rows: pa.Table) -> Iterator[dict]:
-    """MongoDB `user_recommendations`: one document per user with the ranked list (the serving read path)."""
+def user_documents(rows: pa.Table, users_with_history: Iterable[str]) -> Iterator[dict]:
+    """MongoDB `user_recommendations`: one document per user with the ranked list (the serving read path), and
+    an empty list for every user with history but nothing left to recommend, so such a user is never served the
+    cold-start list (which may hold episodes they heard)."""
     ranked = final_documents(rows.sort_by([("user_id", "ascending"), ("rank", "ascending")]))
+    served = set()
     for user_id, documents in itertools.groupby(ranked, key=lambda document: document["user_id"]):
+        served.add(user_id)
         yield user_document(user_id, list(documents))
+    if rows.num_rows:
+        first = rows.slice(0, 1).to_pylist()[0]
+        for user_id in sorted(set(users_with_history) - served):
+            yield user_document(user_id, [], first["model_version"], first["generated_at"])
 
 
 def als_top_n_documents(rows: pa.Table) -> Iterator[dict]:
@@ -134,17 +147,30 @@ def als_top_n_documents(rows: pa.Table) -> Iterator[dict]:
     "readers see the previous complete set or the new one. Runs only when final_recommendations' blocking checks "
     "pass, so a bad set never goes live.",
 )
-def published_recommendations(delta: DeltaLakeResource, mongo: MongoResource) -> MaterializeResult:
+def published_recommendations(
+    context: AssetExecutionContext, delta: DeltaLakeResource, mongo: MongoResource
+) -> MaterializeResult:
     options = delta.storage_options()
-    final = read_table(delta.table_uri(FINAL_RECOMMENDATIONS), storage_options=options)
-    als = read_table(delta.table_uri(ALS_RECOMMENDATIONS), storage_options=options)
-    if final is None:
-        raise Failure("final_recommendations has not been materialized")
+    # Only versions that passed their blocking checks, even when this runs apart from the checks' run.
+    final_version = verified_version(context.instance, FINAL_RECOMMENDATIONS, FINAL_RECOMMENDATIONS_GATE)
+    final = read_table(delta.table_uri(FINAL_RECOMMENDATIONS), storage_options=options, version=final_version)
+    als, als_version, als_kept = None, None, ""
+    if delta_version(delta.table_uri(ALS_RECOMMENDATIONS), options) is not None:
+        try:
+            als_version = verified_version(context.instance, ALS_RECOMMENDATIONS, ALS_RECOMMENDATIONS_GATE)
+            als = read_table(
+                delta.table_uri(ALS_RECOMMENDATIONS), storage_options=options, version=als_version
+            )
+        except NotVerifiedError as error:  # seed 000's collection keeps its previous set; serving goes on
+            als_kept = str(error)
+            context.log.warning(f"als_top_n not republished: {error}")
+    history = read_table(delta.table_uri(DAILY_ENGAGEMENT), ["user_id"], options)
+    users_with_history = pc.unique(history.column("user_id")).to_pylist() if history else []
     client = mongo.client()
     try:
         db = mongo.db(client)
         # the serving collection first: readers of the per-rank collections tolerate a short lag, serving does not
-        report = publish_collection(db, USER_RECOMMENDATIONS, user_documents(final), [])
+        report = publish_collection(db, USER_RECOMMENDATIONS, user_documents(final, users_with_history), [])
         metadata = {f"user_{k}": v for k, v in report.metadata().items()}
         report = publish_collection(
             db, FINAL_RECOMMENDATIONS, final_documents(final), FINAL_RECOMMENDATIONS_INDEXES
@@ -155,4 +181,6 @@ def published_recommendations(delta: DeltaLakeResource, mongo: MongoResource) ->
             metadata.update({f"als_top_n_{k}": v for k, v in als_report.metadata().items()})
     finally:
         client.close()
+    metadata.update({"final_recommendations_version": final_version, "als_recommendations_version": als_version,
+                     "als_top_n_kept_because": als_kept})  # fmt: skip
     return MaterializeResult(metadata=metadata)

@@ -95,7 +95,10 @@ def hybrid_top_n(inputs: HybridInputs, n: int, als_weight: float) -> HybridLists
         allowed = ~inputs.exclude[start:stop].toarray()
 
         als_raw = inputs.user_vectors[start:stop] @ inputs.item_vectors.T
-        als_valid = allowed & inputs.item_known[None, :] & inputs.user_known[start:stop, None]
+        # a non-finite ALS score (a diverged model) is no opinion, not a tie at the top
+        als_valid = (
+            allowed & inputs.item_known[None, :] & inputs.user_known[start:stop, None] & np.isfinite(als_raw)
+        )
         als = _minmax(als_raw, als_valid)
 
         content = np.zeros((stop - start, catalog), dtype=np.float32)

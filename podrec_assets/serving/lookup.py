@@ -48,16 +48,21 @@ SERVED_ARRAYS = {
 }
 
 
-def user_document(user_id: str, ranked: list[dict]) -> dict:
+def user_document(
+    user_id: str,
+    ranked: list[dict],
+    model_version: str | None = None,
+    generated_at: datetime | None = None,
+) -> dict:
     """The `user_recommendations` document of `user_id` from its recommendations in rank order (dicts with the
-    SERVED_ARRAYS fields, model_version and generated_at, the last two the same for the whole list)."""
-    if not ranked:
-        raise ValueError(f"no recommendations for {user_id!r}")
-    document = {
-        "_id": user_id,
-        "model_version": ranked[0]["model_version"],
-        "generated_at": ranked[0]["generated_at"],
-    }
+    SERVED_ARRAYS fields, model_version and generated_at, the last two the same for the whole list). An empty
+    list (a listener who has heard every episode) is stored too, so that listener is not given the cold-start
+    list; it takes model_version and generated_at from the arguments."""
+    if ranked:
+        model_version, generated_at = ranked[0]["model_version"], ranked[0]["generated_at"]
+    elif model_version is None or generated_at is None:
+        raise ValueError(f"an empty list for {user_id!r} needs model_version and generated_at")
+    document = {"_id": user_id, "model_version": model_version, "generated_at": generated_at}
     for field, array in SERVED_ARRAYS.items():
         document[array] = [row[field] for row in ranked]
     return document
@@ -145,7 +150,10 @@ def format_recommendations(user_id: str, recommendations: list[dict], stats: dic
     reason) and, if `stats` is given, a one-line summary of the listener's stats."""
     lines = []
     if not recommendations:
-        lines.append(f"No recommendations for {user_id} yet (is published_recommendations materialized?)")
+        lines.append(
+            f"No recommendations for {user_id}: none published yet (is published_recommendations materialized?), "
+            "or nothing in the catalog they have not heard"
+        )
     else:
         first = recommendations[0]
         heading = f"Recommendations for {user_id}"

@@ -53,18 +53,22 @@ EMPTY_SIMILARITY = pa.table(
 
 
 class HybridConfig(Config):
-    top_n: int = Field(default=20, description="recommendations per user")
+    top_n: int = Field(default=20, ge=1, le=1000, description="recommendations per user")
     als_weight: float = Field(
         default=1.0,
+        ge=0.0,
+        le=1.0,
         description="w in score = w·ALS + (1−w)·content for episodes ALS knows (content alone for the rest); "
         "1.0 was best on the MovieLens validation split (README: Quality)",
     )
-    anchors: int = Field(default=5, description="engaged episodes per user whose neighbours are candidates")
+    anchors: int = Field(
+        default=5, ge=0, description="engaged episodes per user whose neighbours are candidates"
+    )
     recency_half_life_days: float = Field(
-        default=14.0, description="an anchor's weight halves every this many days"
+        default=14.0, gt=0, description="an anchor's weight halves every this many days"
     )
     popular_window_days: int = Field(
-        default=7, description="'popular this week': the window popularity counts"
+        default=7, ge=1, description="'popular this week': the window popularity counts"
     )
 
 
