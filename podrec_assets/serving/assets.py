@@ -144,8 +144,8 @@ def als_top_n_documents(rows: pa.Table) -> Iterator[dict]:
     kinds={"mongodb"},
     description="MongoDB `user_recommendations` (one document per user: what serving reads), "
     "`final_recommendations` (seed 001's shape) and `als_top_n` (seed 000's), each replaced atomically: "
-    "readers see the previous complete set or the new one. Runs only when final_recommendations' blocking checks "
-    "pass, so a bad set never goes live.",
+    "readers see the previous complete set or the new one. Publishes only the Delta version final_recommendations' "
+    "blocking checks last passed on (serving/gate.py), so a bad set never goes live, even in a run of its own.",
 )
 def published_recommendations(
     context: AssetExecutionContext, delta: DeltaLakeResource, mongo: MongoResource
