@@ -12,10 +12,16 @@
 | search_click | +0.5                                                                        |
 | view, resume | 0 (counted, but say nothing about liking)                                   |
 
+The same table is written twice, once per engine: `column()` for Spark (`daily_engagement`, the training data) and
+`of_events()` for Arrow on the driver (the near-real-time lists read a listener's newest events without Spark); a
+test holds the two equal on every event type.
+
 Negative sums stay negative in `daily_engagement`; how they reach the model is in `models/als.py`.
 Non-content events (search, login, …) have no episode and are not part of engagement.
 """
 
+import numpy as np
+import pyarrow as pa
 from dagster import Config
 from pydantic import Field
 from pyspark.sql import Column
@@ -80,3 +86,26 @@ class EventWeights(Config):
             .when(event == "resume", F.lit(self.resume))
             .otherwise(F.lit(0.0))
         )
+
+    def of_events(self, events: pa.Table) -> np.ndarray:
+        """The weight of each row of `events` (columns event_type, rating, played_pct), as `column()` computes it
+        in Spark: the same table for the driver (float64, one per row)."""
+        event = np.asarray(events.column("event_type").to_numpy(zero_copy_only=False), dtype=object)
+        rating = events.column("rating").to_numpy(zero_copy_only=False).astype(np.float64)
+        listened = np.nan_to_num(
+            events.column("played_pct").to_numpy(zero_copy_only=False).astype(np.float64)
+        )
+        fixed = {
+            "like": self.like, "complete": self.complete, "skip": self.skip, "play": self.play,
+            "search_click": self.search_click, "view": self.view, "resume": self.resume,
+        }  # fmt: skip
+        weight = np.zeros(len(event), dtype=np.float64)
+        for name, value in fixed.items():
+            weight[event == name] = value
+        rated = event == "rate"
+        weight[rated] = rating[rated] - self.rating_neutral
+        paused = event == "pause"
+        weight[paused] = listened[paused] * self.pause_per_listened
+        abandoned = event == "abandon"
+        weight[abandoned] = listened[abandoned] * self.abandon_per_listened - self.abandon_penalty
+        return np.nan_to_num(weight)  # a missing rating adds nothing, as Spark's sum skips a null

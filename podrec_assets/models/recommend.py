@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ import pyarrow as pa
 
 from podrec_assets.models.als import Factors, read_factors
 from podrec_assets.models.ranking import pair_matrix, rank_with_factors
-from podrec_assets.models.registry import read_ids
+from podrec_assets.models.registry import MANIFEST, read_ids
 
 ALS_RECOMMENDATIONS = "als_recommendations"
 
@@ -30,23 +31,31 @@ ALS_RECOMMENDATIONS_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class AlsModel:
-    """A model version as serving needs it: the id mappings and the factors (no Spark)."""
+    """A model version as serving needs it: the id mappings, the factors and the two parameters a fold-in needs
+    (models/foldin.py), no Spark."""
 
     version: str
     user_ids: list[str]
     episode_ids: list[str]
     users: Factors
     episodes: Factors
+    reg_param: float
+    alpha: float
 
 
-def read_model(model_dir: Path, version: str) -> AlsModel:
-    """The files `training.save_version` wrote into a version folder."""
+def read_model(model_dir: Path, version: str, fit: str = "serving") -> AlsModel:
+    """The files `training.save_version` wrote into a version folder: the serving fit (trained on every pair of
+    the window) or, with fit="heldout", the fit the gate judged (trained without each user's newest pairs)."""
+    factors = model_dir if fit == "serving" else model_dir / fit
+    params = json.loads((model_dir / MANIFEST).read_text())["params"]
     return AlsModel(
         version=version,
         user_ids=read_ids(model_dir / "user_ids.parquet", "user_id"),
         episode_ids=read_ids(model_dir / "episode_ids.parquet", "episode_id"),
-        users=read_factors(model_dir / "user_factors.parquet"),
-        episodes=read_factors(model_dir / "item_factors.parquet"),
+        users=read_factors(factors / "user_factors.parquet"),
+        episodes=read_factors(factors / "item_factors.parquet"),
+        reg_param=float(params["reg_param"]),
+        alpha=float(params["alpha"]),
     )
 
 

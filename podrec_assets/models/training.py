@@ -6,13 +6,15 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT_SPARK_SCHEMA, WEIGHT_DECIMALS
 from podrec_assets.lakehouse import date_filter, read_delta
-from podrec_assets.models.als import IdMapping, write_factors
+from podrec_assets.models.als import EPISODE_IDX, USER_IDX, Factors, IdMapping, write_factors
 from podrec_assets.models.evaluation import Evaluation
 from podrec_assets.models.registry import ModelRegistry, write_ids
 
@@ -54,14 +56,38 @@ def load_interactions(
     return pairs.toPandas()
 
 
+# The files of a version folder (see models/registry.py). The serving fit is at the top level, so everything that
+# scores (als_recommendations, final_recommendations, the near-real-time lists) reads the model trained on all pairs.
+HELDOUT = "heldout"  # the held-out fit's factors: what the gate judged, and what the ranker learns its labels against
+PAIRS_FILE = (
+    "pairs.parquet"  # the window's indexed pairs and which were held out: the ranker's per-user split
+)
+
+
 def save_version(
-    registry: ModelRegistry, version: str, evaluation: Evaluation, ids: IdMapping, manifest: dict
+    registry: ModelRegistry,
+    version: str,
+    serving: tuple[Factors, Factors],
+    heldout: Evaluation,
+    ids: IdMapping,
+    split: pd.DataFrame,
+    manifest: dict,
 ) -> Path:
-    """Model, id mappings and manifest (params, metrics, data versions) into a new, never-overwritten folder."""
+    """Both fits, the id mappings, the split and the manifest (params, metrics of both fits, data versions) into a
+    new, never-overwritten folder. Factors are stored as fetched: a version scores without Spark."""
     staged = registry.staging(version)
-    # The factors the run already fetched to rank: a version can score without Spark (and without shared storage).
-    write_factors(staged / "user_factors.parquet", evaluation.user_factors)
-    write_factors(staged / "item_factors.parquet", evaluation.item_factors)
+    write_factors(staged / "user_factors.parquet", serving[0])
+    write_factors(staged / "item_factors.parquet", serving[1])
+    (staged / HELDOUT).mkdir()
+    write_factors(staged / HELDOUT / "user_factors.parquet", heldout.user_factors)
+    write_factors(staged / HELDOUT / "item_factors.parquet", heldout.item_factors)
     write_ids(staged / "user_ids.parquet", "user_id", ids.user_ids)
     write_ids(staged / "episode_ids.parquet", "episode_id", ids.episode_ids)
+    columns = [USER_IDX, EPISODE_IDX, "engagement", "events", "last_ts", "held_out"]
+    pq.write_table(pa.Table.from_pandas(split[columns], preserve_index=False), staged / PAIRS_FILE)
     return registry.publish(version, manifest)
+
+
+def read_split(model_dir: Path) -> pd.DataFrame:
+    """The indexed pairs a version was trained on, with `held_out` marking the held-out fit's test part."""
+    return pq.read_table(model_dir / PAIRS_FILE).to_pandas()

@@ -72,8 +72,9 @@ def _minmax(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(valid, scaled, 0).astype(np.float32)
 
 
-def hybrid_top_n(inputs: HybridInputs, n: int, als_weight: float) -> HybridLists:
-    """The blended top-n for every user (see the module docstring), a block of users at a time."""
+def hybrid_top_n(inputs: HybridInputs, n: int, als_weight: float, cold_weight: float = 1.0) -> HybridLists:
+    """The blended top-n for every user (see the module docstring), a block of users at a time. `cold_weight`
+    scales the content score of episodes ALS has no opinion on (1.0: they compete on content alone, as before)."""
     users, catalog = inputs.exclude.shape
     k = min(n, catalog)
     out = HybridLists(
@@ -125,8 +126,9 @@ def hybrid_top_n(inputs: HybridInputs, n: int, als_weight: float) -> HybridLists
         # Where ALS has no opinion (an episode or a user it never saw), the blend is over the evidence there is:
         # content alone, on the same [0, 1] scale, so a new episode very like what the user loved can compete.
         # (Imputing the user's average ALS score instead kept new episodes out of every top-50 on MovieLens.)
-        evidence = np.where(als_valid, als_weight * als + (1 - als_weight) * content, content)
-        blended = evidence + POPULARITY_TIEBREAK * popular[None, :]
+        evidence = np.where(als_valid, als_weight * als + (1 - als_weight) * content, cold_weight * content)
+        # the tie-break shares the [0, 1] scale instead of adding to it (a score never exceeds 1)
+        blended = (1 - POPULARITY_TIEBREAK) * evidence + POPULARITY_TIEBREAK * popular[None, :]
         has_signal = (als_valid.any(axis=1)) | (content > 0).any(axis=1)
         # Users without any signal: recent popularity (scaled to [0, 1]) is their whole score.
         blended = np.where(has_signal[:, None], blended, popular[None, :])

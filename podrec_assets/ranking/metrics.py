@@ -1,0 +1,51 @@
+"""Ranking metrics at k with binary relevance, defined exactly as Spark's `RankingEvaluator` defines them (a test
+holds the two equal), computed on the driver so ranking needs no Spark:
+
+- precision@k = hits in the first k ÷ k
+- recall@k = hits in the first k ÷ relevant
+- nDCG@k = Σ hit_i / log2(i + 2) over the first k, ÷ the same for an ideal list of min(k, relevant) hits
+- MAP@k = Σ over hits in the first k of (hits so far ÷ position) ÷ min(k, relevant)  (Spark's normalization)
+
+plus catalog coverage: the share of the catalog that appears in at least one list's first k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+METRIC_NAMES = ("precision", "recall", "ndcg", "map")
+
+
+def ranking_metrics(
+    lists: Sequence[Sequence[int]], truth: Sequence[set[int] | Sequence[int]], k: int = 10
+) -> dict[str, float]:
+    """Means over the queries (pairs of a list and its relevant items; queries with no relevant item are skipped)."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    sums = dict.fromkeys(METRIC_NAMES, 0.0)
+    queries = 0
+    for predicted, relevant in zip(lists, truth, strict=True):
+        relevant = set(relevant)
+        if not relevant:
+            continue
+        queries += 1
+        top = list(predicted)[:k]
+        hits = np.asarray([item in relevant for item in top], dtype=float)
+        ideal = min(k, len(relevant))
+        sums["precision"] += hits.sum() / k
+        sums["recall"] += hits.sum() / len(relevant)
+        sums["ndcg"] += float((hits * discounts[: len(hits)]).sum() / discounts[:ideal].sum())
+        running = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        sums["map"] += float((running * hits).sum() / ideal)
+    if queries == 0:
+        return {f"{name}@{k}": 0.0 for name in METRIC_NAMES}
+    return {f"{name}@{k}": round(value / queries, 6) for name, value in sums.items()}
+
+
+def coverage(lists: Sequence[Sequence[int]], catalog_size: int, k: int = 10) -> float:
+    """Share of the catalog recommended to at least one listener in the first k."""
+    if catalog_size == 0:
+        return 0.0
+    shown = {item for predicted in lists for item in list(predicted)[:k] if item >= 0}
+    return round(len(shown) / catalog_size, 6)
