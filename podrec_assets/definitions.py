@@ -1,6 +1,11 @@
 """Assembles podrec's Dagster definitions. Nothing is defined here; each domain folder defines its own pieces."""
 
-from dagster import Definitions
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+)
 
 from podrec_assets.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
 from podrec_assets.content.checks import content_checks
@@ -16,11 +21,25 @@ from podrec_assets.ingestion.checks import raw_user_events_checks
 from podrec_assets.ingestion.sensors import ingest_user_events_job, user_events_kafka_sensor
 from podrec_assets.models.assets import als_model, als_recommendations
 from podrec_assets.models.checks import als_recommendations_checks
+from podrec_assets.models.ranker_assets import ranker_model
 from podrec_assets.models.schedules import als_training_job, als_training_schedule
 from podrec_assets.resources import build_resources
-from podrec_assets.serving.assets import final_recommendations, published_recommendations
+from podrec_assets.serving.assets import (
+    final_recommendations,
+    fresh_recommendations,
+    published_recommendations,
+)
 from podrec_assets.serving.checks import final_recommendations_checks
 from podrec_assets.stats.assets import global_stats, user_stats
+
+# Dagster 1.13 starts its default automation sensor stopped; this one evaluates every asset's automation condition
+# (stats and fresh lists after a hand-made ingestion, content after the catalog) and runs under `make dev` at once.
+automation_sensor = AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=15,
+)
 
 defs = Definitions(
     assets=[
@@ -28,12 +47,14 @@ defs = Definitions(
         daily_engagement,
         als_model,
         als_recommendations,
+        ranker_model,
         episodes,
         transcripts,
         transcript_embeddings,
         episode_similarity,
         final_recommendations,
         published_recommendations,
+        fresh_recommendations,
         user_stats,
         global_stats,
     ],
@@ -44,7 +65,7 @@ defs = Definitions(
         *final_recommendations_checks,
     ],
     jobs=[ingest_user_events_job, daily_engagement_job, als_training_job, episode_catalog_job],
-    sensors=[user_events_kafka_sensor, late_events_sensor],
+    sensors=[user_events_kafka_sensor, late_events_sensor, automation_sensor],
     schedules=[daily_engagement_schedule, als_training_schedule, episode_catalog_schedule],
     resources=build_resources(),
 )

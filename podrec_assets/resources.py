@@ -138,7 +138,8 @@ class ModelStoreResource(ConfigurableResource):
 
 
 class CatalogResource(ConfigurableResource):
-    """Where the episode catalog comes from (content/sources.py): any of podcastindex, rss, movielens, sample."""
+    """Where the episode catalog comes from (content/sources.py): any of podcastindex, rss, movielens, sample,
+    longtail."""
 
     sources: str = Field(default="sample", description="env PODREC_CATALOG_SOURCES, comma-separated")
     rss_feeds: str = Field(default="", description="env PODREC_RSS_FEEDS: comma-separated feed URLs")
@@ -148,6 +149,10 @@ class CatalogResource(ConfigurableResource):
         default=None, description="env PODCASTINDEX_BASE_URL (default: PodcastIndex's public API)"
     )
     max_feeds: int = Field(default=50, description="trending feeds to take from PodcastIndex")
+    longtail_episodes: int = Field(
+        default=3000,
+        description="env PODREC_LONGTAIL_EPISODES: synthetic episodes nobody has heard (`longtail`)",
+    )
 
     def collect(self):
         from podrec_assets.content.catalog import collect_catalog
@@ -162,7 +167,7 @@ class CatalogResource(ConfigurableResource):
             )
         sources = [s.strip() for s in self.sources.split(",") if s.strip()]
         feeds = [f.strip() for f in self.rss_feeds.split(",") if f.strip()]
-        return collect_catalog(sources, feeds, client, self.max_feeds)
+        return collect_catalog(sources, feeds, client, self.max_feeds, self.longtail_episodes)
 
 
 def build_resources(resolved: bool = False) -> dict:
@@ -199,6 +204,7 @@ def build_resources(resolved: bool = False) -> dict:
             podcastindex_api_key=optional("PODCASTINDEX_API_KEY"),
             podcastindex_api_secret=optional("PODCASTINDEX_API_SECRET"),
             podcastindex_base_url=optional("PODCASTINDEX_BASE_URL"),
+            longtail_episodes=int(os.environ.get("PODREC_LONGTAIL_EPISODES") or 3000),
         ),
         # dagster-pyspark's resource; `spark.remote` makes its builder return a Spark Connect session, so every run
         # connects to one long-lived Spark server in ~0.5 s instead of starting a JVM (15-40 s here).

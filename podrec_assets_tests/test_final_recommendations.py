@@ -1,6 +1,7 @@
-"""The serving side end to end on real Spark, Delta, the embedding model and a MongoDB-wire server: the hybrid lists
-reach MongoDB with reasons, a never-seen episode gets recommended through content, a listener without history gets
-the cold-start list, nothing heard is recommended, and a failing blocking check keeps the previous set live."""
+"""The serving side end to end on real Spark, Delta, the embedding model and a MongoDB-wire server: the lists of
+the strategy the ranker's gate chose reach MongoDB with reasons that say what produced each score, a listener
+without history gets the cold-start list, nothing heard is recommended, and a failing blocking check keeps the
+previous set live."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,8 @@ from podrec_assets.engagement.daily import DAILY_ENGAGEMENT, DAILY_ENGAGEMENT_SC
 from podrec_assets.lakehouse import delta_version, read_table
 from podrec_assets.models.assets import als_model, als_recommendations
 from podrec_assets.models.checks import als_recommendations_checks
+from podrec_assets.models.ranker_assets import ranker_model
+from podrec_assets.serving.policy import serving_policy
 from podrec_assets.producers.synthetic import catalog_from_documents, generate_events
 from podrec_assets.resources import CatalogResource
 from podrec_assets.serving import assets as serving_assets
@@ -61,7 +64,7 @@ def graph(delta, resources):
     tags = partition_range_tags((END - timedelta(days=DAYS)).date(), END.date())
     assert materialize([daily_engagement], tags=tags, resources=resources, instance=instance).success
     upstream = [als_model, als_recommendations, *als_recommendations_checks, transcripts, transcript_embeddings,
-                episode_similarity]  # fmt: skip
+                episode_similarity, ranker_model]  # fmt: skip
     assert materialize(upstream, resources=resources, instance=instance).success
     return instance
 
@@ -86,11 +89,18 @@ def test_recommendations_reach_mongodb_with_reasons_and_respect_history(delta, m
     assert not any((d["user_id"], d["recommended_episode_id"]) in heard for d in documents)
     assert all(d["reason"] and d["model_version"] and d["generated_at"] for d in documents)
 
-    # a new episode nobody has heard reaches listeners through content similarity, with its anchor as the reason
-    cold = [d for d in documents if d["recommended_episode_id"] == COLD_EPISODE]
-    assert cold and any(
-        d["source"] == "content" and d["reason"].startswith("because you liked") for d in cold
-    )
+    # the lists come from the strategy the ranker's gate chose, and every reason says what produced its score
+    policy = serving_policy(resources["models"].root)
+    assert {d["strategy"] for d in documents if d["user_id"] != COLD_START_USER} == {policy.strategy}
+    assert policy.strategy in {"ranker", "als", "hybrid"} and policy.ranker_version
+    titles = {e["episode_id"]: e["title"] for e in read_table(delta.table_uri(EPISODES)).to_pylist()}
+    for d in documents:
+        expected = {"als": "listeners with similar taste enjoyed this", "popular": "popular this week",
+                    "new": "new episode"}.get(d["source"])  # fmt: skip
+        if d["source"] == "content":
+            expected = f"because you liked {titles[d['anchor_episode_id']]}"
+        if d["source"] != "show":
+            assert d["reason"] == expected, d
 
     # a listener without history gets the cold-start list: popular episodes
     newcomer = recommendations_for(db, "someone-new")
@@ -108,7 +118,7 @@ def test_a_failing_blocking_check_keeps_the_previous_set_live(delta, mongo, reso
     db = mongo.db(client)
     before = {d["_id"]: d["generated_at"] for d in db[FINAL_RECOMMENDATIONS].find()}
 
-    build = serving_assets.build_final_recommendations
+    build = serving_assets.list_rows
 
     def recommending_a_heard_episode(*args, **kwargs):
         rows = build(*args, **kwargs)
@@ -121,7 +131,7 @@ def test_a_failing_blocking_check_keeps_the_previous_set_live(delta, mongo, reso
                                                    "rank": 999}  # fmt: skip
         return pa.concat_tables([rows, pa.Table.from_pylist([first], schema=rows.schema)])
 
-    monkeypatch.setattr(serving_assets, "build_final_recommendations", recommending_a_heard_episode)
+    monkeypatch.setattr(serving_assets, "list_rows", recommending_a_heard_episode)
     result = materialize(SERVING, resources=resources, instance=graph, raise_on_error=False)
     assert check_outcomes(result, graph)["no_heard_or_skipped"] is False
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

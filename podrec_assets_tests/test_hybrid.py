@@ -1,6 +1,6 @@
 """Pure unit tests of the hybrid scorer (serving/hybrid.py) and of the rows built from tables."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -10,12 +10,12 @@ from scipy import sparse
 from podrec_assets.models.als import Factors
 from podrec_assets.models.ranking import pair_matrix
 from podrec_assets.serving.hybrid import HybridInputs, choose_anchors, hybrid_top_n, similarity_matrix
-from podrec_assets.serving.recommendations import (
-    COLD_START_USER,
-    AlsModel,
-    HybridConfig,
-    final_recommendations,
-)
+from podrec_assets.models.recommend import AlsModel
+from podrec_assets.ranking.history import pairs_from_daily
+from podrec_assets.ranking.strategies import StrategyConfig
+from podrec_assets.serving.lookup import COLD_START_USER
+from podrec_assets.serving.policy import Policy
+from podrec_assets.serving.recommendations import ListsConfig, build_context, cold_start_rows, list_rows
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -96,19 +96,31 @@ def test_anchors_favour_strong_and_recent_engagement():
     assert np.allclose(weights, [[1.0, 0.25], [1.0, 0.0]])
 
 
-def test_final_recommendations_rows_carry_reasons_versions_and_the_cold_start_list():
-    catalog = pa.table({"episode_id": [f"e{i}" for i in range(5)], "title": [f"T{i}" for i in range(5)]})
-    daily = pa.table(
+def test_rows_carry_reasons_versions_and_the_cold_start_list():
+    """The hybrid strategy end to end from tables: a new episode (no interactions) reaches a listener who liked its
+    neighbour, with that reason; the cold-start list is this week's most liked; nothing heard comes back."""
+    episodes = pa.table(
         {
-            "user_id": ["u0", "u1"],
-            "episode_id": ["e0", "e3"],
-            "event_date": [date(2026, 4, 30)] * 2,
-            "weight_sum": [3.0, 2.0],
-            "last_ts": [NOW - timedelta(hours=5)] * 2,
+            "episode_id": [f"e{i}" for i in range(5)],
+            "title": [f"T{i}" for i in range(5)],
+            "show": [None] * 5,
+            "categories": [["news"]] * 5,
+            "published_at": pa.array([None] * 5, pa.timestamp("us", tz="UTC")),
         }
     )
+    pairs = pairs_from_daily(
+        pa.table(
+            {
+                "user_id": ["u0", "u1"],
+                "episode_id": ["e0", "e3"],
+                "weight_sum": [3.0, 2.0],
+                "event_count": [2, 1],
+                "last_ts": pa.array([NOW - timedelta(hours=5)] * 2, pa.timestamp("us", tz="UTC")),
+            }
+        )
+    )
     similarity = pa.table(
-        {"episode_id": ["e0", "e4"], "similar_episode_id": ["e4", "e0"], "score": [0.9, 0.9]}
+        {"episode_id": ["e0", "e4"], "similar_episode_id": ["e4", "e0"], "score": pa.array([0.9, 0.9], pa.float32())}
     )
     model = AlsModel(
         version="v1",
@@ -116,10 +128,13 @@ def test_final_recommendations_rows_carry_reasons_versions_and_the_cold_start_li
         episode_ids=["e0", "e1", "e2", "e3"],
         users=Factors(np.array([0, 1]), np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)),
         episodes=Factors(np.arange(4), inputs().item_vectors[:4]),
+        reg_param=0.1,
+        alpha=1.0,
     )
-    rows = final_recommendations(
-        catalog, daily, similarity, model, HybridConfig(top_n=3, als_weight=0.5), NOW
-    )
+    policy = Policy("hybrid", "v1", "", "a test")
+    config = ListsConfig(strategy=StrategyConfig(n=3, als_weight=0.5))
+    ctx = build_context(episodes, None, similarity, pairs, model, policy, config, NOW)
+    rows = pa.concat_tables([list_rows(ctx, pairs, ["u0", "u1"], NOW), cold_start_rows(ctx, NOW)])
     by_user = {}
     for row in rows.to_pylist():
         by_user.setdefault(row["user_id"], []).append(row)
@@ -129,7 +144,9 @@ def test_final_recommendations_rows_carry_reasons_versions_and_the_cold_start_li
     assert new_episode["reason"] == "because you liked T0" and new_episode["anchor_episode_id"] == "e0"
     assert {r["reason"] for r in by_user[COLD_START_USER]} == {"popular this week"}
     assert {r["model_version"] for r in rows.to_pylist()} == {"v1"}
+    assert {r["strategy"] for r in by_user["u0"]} == {"hybrid"}
     assert not any(r["episode_id"] == "e0" for r in by_user["u0"])
+    assert all(0.0 <= r["score"] <= 1.0 for r in rows.to_pylist())  # the hybrid's documented scale
 
 
 def test_similarity_matrix_drops_unknown_episodes():
@@ -137,10 +154,15 @@ def test_similarity_matrix_drops_unknown_episodes():
     assert isinstance(matrix, sparse.csr_matrix) and matrix.nnz == 1 and matrix[0, 1] == np.float32(0.5)
 
 
-def test_hybrid_config_refuses_weights_and_sizes_outside_their_range():
+def test_serving_configs_refuse_values_outside_their_range():
     import pydantic
 
-    for bad in ({"als_weight": 1.5}, {"als_weight": -0.1}, {"top_n": 0}, {"recency_half_life_days": 0}):
+    from podrec_assets.models.ranker_assets import RankerConfig
+    from podrec_assets.serving.assets import FinalRecommendationsConfig
+
+    for bad in ({"als_weight": 1.5}, {"als_weight": -0.1}, {"cold_weight": 2.0}, {"half_life_days": 0},
+                {"folds": 1}, {"label_days": 0}):  # fmt: skip
         with pytest.raises(pydantic.ValidationError):
-            HybridConfig(**bad)
-    assert HybridConfig().als_weight == 1.0
+            RankerConfig(**bad)
+    with pytest.raises(pydantic.ValidationError):
+        FinalRecommendationsConfig(top_n=0)

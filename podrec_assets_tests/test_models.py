@@ -5,6 +5,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from dagster import DagsterInstance, materialize
@@ -14,7 +15,8 @@ from podrec_assets.engagement.assets import daily_engagement
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.models.assets import als_model, als_recommendations
 from podrec_assets.models.checks import als_recommendations_checks
-from podrec_assets.models.recommend import ALS_RECOMMENDATIONS
+from podrec_assets.models.recommend import ALS_RECOMMENDATIONS, read_model
+from podrec_assets.models.training import read_split
 from podrec_assets.producers.synthetic import generate_events
 from podrec_assets_tests.helpers import check_outcomes, partition_range_tags, write_raw_events
 
@@ -65,7 +67,8 @@ def test_each_run_writes_a_new_version_and_never_touches_an_old_one(delta, resou
     assert registry.current() == v1  # synthetic tastes: ALS beats popularity
     before = snapshot(registry.path(v1))
     assert set(before) == {"manifest.json", "user_ids.parquet", "episode_ids.parquet", "user_factors.parquet",
-                           "item_factors.parquet"}  # fmt: skip
+                           "item_factors.parquet", "heldout/user_factors.parquet", "heldout/item_factors.parquet",
+                           "pairs.parquet"}  # fmt: skip
     metadata = first.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["als_ndcg@10"].value > metadata["popularity_ndcg@10"].value
 
@@ -80,6 +83,17 @@ def test_each_run_writes_a_new_version_and_never_touches_an_old_one(delta, resou
         == DeltaTable(delta.table_uri(DAILY_ENGAGEMENT)).version()
     )
     assert set(manifest["evaluation"]["metrics"]["als"]) == {"precision@10", "recall@10", "ndcg@10", "map@10"}
+
+    # Two fits: the held-out one is judged, the serving one is the same parameters refitted on every pair.
+    fits = manifest["fits"]
+    assert fits["serving"]["train_pairs"] > fits["heldout"]["train_pairs"] == manifest["training_data"]["train_pairs"]
+    assert fits["heldout"]["metrics"] == manifest["evaluation"]["metrics"]
+    serving = read_model(registry.path(v2), v2)
+    heldout = read_model(registry.path(v2), v2, fit="heldout")
+    assert serving.users.vectors.shape[1] == heldout.users.vectors.shape[1] == 64
+    assert not np.allclose(serving.episodes.vectors[:5], heldout.episodes.vectors[:5])
+    split = read_split(registry.path(v2))
+    assert int(split["held_out"].sum()) == fits["heldout"]["held_out_pairs"]
 
     registry.promote(v1, reason="rollback in a test")  # rollback is one step
     assert registry.current() == v1

@@ -12,17 +12,22 @@ from pymongo.collection import Collection
 from podrec_assets.content.episode import FeedError, SourceResult
 from podrec_assets.content.sources import (
     PodcastIndexClient,
+    longtail_episodes,
     movielens_episodes,
     podcastindex_episodes,
     rss_episodes,
     sample_episodes,
 )
 
-SOURCES = ("podcastindex", "rss", "movielens", "sample")
+SOURCES = ("podcastindex", "rss", "movielens", "sample", "longtail")
 
 
 def collect_catalog(
-    sources: list[str], rss_feeds: list[str], podcastindex: PodcastIndexClient | None, max_feeds: int
+    sources: list[str],
+    rss_feeds: list[str],
+    podcastindex: PodcastIndexClient | None,
+    max_feeds: int,
+    longtail: int = 3000,
 ) -> SourceResult:
     """Every configured source's episodes and per-feed errors; one failing source never stops the others."""
     unknown = sorted(set(sources) - set(SOURCES))
@@ -40,6 +45,8 @@ def collect_catalog(
             result.extend(rss_episodes(rss_feeds))
         elif source == "movielens":
             result.extend(movielens_episodes())
+        elif source == "longtail":
+            result.extend(longtail_episodes(longtail))
         else:
             result.extend(sample_episodes())
     return result

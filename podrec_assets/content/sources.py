@@ -423,3 +423,104 @@ def sample_episodes() -> SourceResult:
             )
         )
     return SourceResult(episodes=episodes)
+
+
+# ------------------------------------------------------------------------------------------------ long tail
+
+LONGTAIL_TOPICS = {
+    "news": ("elections", "the economy", "climate policy", "the housing market", "local government", "trade"),
+    "comedy": (
+        "bad first dates",
+        "office life",
+        "family holidays",
+        "road trips",
+        "cooking disasters",
+        "pets",
+    ),
+    "true-crime": (
+        "a cold case",
+        "a bank heist",
+        "a missing person",
+        "forensic science",
+        "a courtroom",
+        "fraud",
+    ),
+    "technology": (
+        "open-source software",
+        "chip design",
+        "privacy",
+        "startups",
+        "programming languages",
+        "AI",
+    ),
+    "sports": (
+        "the transfer window",
+        "marathon training",
+        "the playoffs",
+        "coaching",
+        "injuries",
+        "fantasy leagues",
+    ),
+    "history": (
+        "the Roman Empire",
+        "the Cold War",
+        "medieval trade",
+        "ancient Egypt",
+        "the printing press",
+        "empires",
+    ),
+    "science": (
+        "black holes",
+        "gene editing",
+        "the deep ocean",
+        "vaccines",
+        "particle physics",
+        "ecosystems",
+    ),
+    "business": ("supply chains", "venture capital", "pricing", "remote work", "mergers", "small businesses"),
+}
+
+
+def longtail_episodes(count: int, seed: int = 11, end: datetime | None = None) -> SourceResult:
+    """`count` synthetic podcast episodes (the generator's shows and categories, a topic each, published over the
+    year before `end`): the long tail of a real catalog, episodes nobody has listened to yet. Deterministic for a
+    seed, so a re-run upserts nothing."""
+    import random
+    from datetime import timedelta
+
+    rng = random.Random(seed)
+    end = end or datetime(2026, 1, 1, tzinfo=UTC)
+    words = (
+        "Daily",
+        "Weekly",
+        "Hour",
+        "Files",
+        "Lab",
+        "Talk",
+        "Brief",
+        "Deep Dive",
+        "Roundtable",
+        "Dispatch",
+    )
+    categories = list(LONGTAIL_TOPICS)
+    episodes = []
+    for i in range(count):
+        category = categories[i % len(categories)]
+        show = f"{category.replace('-', ' ').title()} {words[(i // len(categories)) % len(words)]}"
+        topic = rng.choice(LONGTAIL_TOPICS[category])
+        number = i // (len(categories) * len(words)) + 1
+        episodes.append(
+            Episode(
+                episode_id=f"tail-{i:06d}",
+                source="longtail",
+                title=f"{show} #{number}: {topic}",
+                description=f"This week on {show}: {topic}, and what it means for {category.replace('-', ' ')} "
+                f"listeners.",
+                show=show,
+                categories=(category,),
+                language="en",
+                published_at=end - timedelta(days=rng.uniform(0, 365)),
+                duration_sec=rng.randrange(900, 5400),
+            )
+        )
+    return SourceResult(episodes=episodes)

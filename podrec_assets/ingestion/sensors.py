@@ -11,6 +11,7 @@ from dagster import (
     SensorEvaluationContext,
     SkipReason,
     define_asset_job,
+    in_process_executor,
     sensor,
 )
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRunStatus
@@ -19,12 +20,20 @@ from podrec_assets.ingestion.assets import INGEST_TAG, user_event_tables
 from podrec_assets.ingestion.kafka_to_delta import pending_partitions, read_positions
 from podrec_assets.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.resources import DeltaLakeResource, KafkaResource
+from podrec_assets.serving.assets import FRESH_RECOMMENDATIONS
+from podrec_assets.stats.store import USER_AFFINITIES, USER_STATS
 
+# One run per ingestion carries the events to everything a listener sees within a minute: the tables, their stats
+# and their fresh list. The steps run in the run's own process (a step subprocess costs seconds at each step on
+# these machines, and the freshness budget is a minute end to end).
 ingest_user_events_job = define_asset_job(
     "ingest_user_events",
-    selection=AssetSelection.assets(user_event_tables),
-    description="Ingest pending Kafka events into raw_user_events / quarantined_events (with their checks).",
+    selection=AssetSelection.assets(user_event_tables)
+    | AssetSelection.assets(USER_STATS, USER_AFFINITIES, FRESH_RECOMMENDATIONS),
+    description="Ingest pending Kafka events into raw_user_events / quarantined_events (with their checks), then "
+    "update the listeners' stats and refresh the lists of listeners with new events.",
     tags={INGEST_TAG: "user-events"},
+    executor_def=in_process_executor,
 )
 
 POSITIONS_TAG = "podrec/positions"
@@ -56,7 +65,8 @@ def positions_tag(key: str) -> str:
 
 @sensor(
     job=ingest_user_events_job,
-    minimum_interval_seconds=30,
+    # a tick is a few bounded fetches: cheap enough to look every 10 s (the freshness budget is a minute)
+    minimum_interval_seconds=10,
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests an ingestion run when a partition of the events topic has messages beyond the positions "
     "stored in raw_user_events' Delta log.",

@@ -51,6 +51,7 @@ def load_interactions(
     pairs = daily.groupBy("user_id", "episode_id").agg(
         F.round(F.sum("weight_sum"), WEIGHT_DECIMALS).alias("engagement"),
         F.sum("event_count").alias("events"),
+        F.min("last_ts").alias("first_ts"),  # the pair's first day (its latest event that day)
         F.max("last_ts").alias("last_ts"),
     )
     return pairs.toPandas()
@@ -83,8 +84,10 @@ def save_version(
     write_factors(staged / HELDOUT / "item_factors.parquet", heldout.item_factors)
     write_ids(staged / "user_ids.parquet", "user_id", ids.user_ids)
     write_ids(staged / "episode_ids.parquet", "episode_id", ids.episode_ids)
-    columns = [USER_IDX, EPISODE_IDX, "engagement", "events", "last_ts", "held_out"]
-    pq.write_table(pa.Table.from_pandas(split[columns], preserve_index=False), staged / PAIRS_FILE)
+    columns = [USER_IDX, EPISODE_IDX, "engagement", "events", "first_ts", "last_ts", "held_out"]
+    frame = split[columns].copy()
+    frame.attrs = {}  # Spark's toPandas leaves query metrics there, which Parquet metadata cannot hold
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), staged / PAIRS_FILE)
     return registry.publish(version, manifest)
 
 

@@ -32,15 +32,32 @@ from podrec_assets.ranking.catalog import DAY, Catalog, EpisodeStats, ModelSide
 from podrec_assets.ranking.listeners import Listeners
 
 FEATURES = [
-    "als_score", "als_rank", "als_known",
-    "content_max", "content_best", "content_mean", "content_latest", "als_latest",
-    "category_affinity", "show_affinity",
-    "listeners_log", "recent_7d_log", "recent_30d_log", "trend",
-    "episode_age_days", "published_age_days",
-    "mean_engagement", "negative_share",
-    "user_positives_log", "user_events_log", "user_idle_days",
-    "from_als", "from_content", "from_popular", "from_new",
-]  # fmt: skip
+    "als_score",
+    "als_rank",
+    "als_known",
+    "content_max",
+    "content_best",
+    "content_mean",
+    "content_latest",
+    "als_latest",
+    "category_affinity",
+    "show_affinity",
+    "listeners_log",
+    "recent_7d_log",
+    "recent_30d_log",
+    "trend",
+    "episode_age_days",
+    "published_age_days",
+    "mean_engagement",
+    "negative_share",
+    "user_positives_log",
+    "user_events_log",
+    "user_idle_days",
+    "from_als",
+    "from_content",
+    "from_popular",
+    "from_new",
+]
 SOURCES = ("als", "content", "popular", "new")
 BLOCK_USERS = 512
 
@@ -86,9 +103,13 @@ def recall(
         for start in range(0, len(users), BLOCK_USERS)
     ]
     if not parts:
-        return Candidates(np.zeros(0, np.int64), np.zeros(0, np.int64),
-                          np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, np.int64),
-                          {s: np.zeros(0, bool) for s in SOURCES})  # fmt: skip
+        return Candidates(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros((0, len(FEATURES)), np.float32),
+            np.zeros(0, np.int64),
+            {s: np.zeros(0, bool) for s in SOURCES},
+        )
     return Candidates(
         user=np.concatenate([p.user for p in parts]),
         item=np.concatenate([p.item for p in parts]),

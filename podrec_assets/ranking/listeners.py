@@ -65,14 +65,21 @@ def build_listeners(
 
     seen = sparse.csr_matrix((np.ones(len(ui), bool), (ui, ei)), shape=(users, size), dtype=bool)
     pos = wi > 0
-    positive = sparse.csr_matrix((np.ones(int(pos.sum()), bool), (ui[pos], ei[pos])), shape=(users, size),
-                                 dtype=bool)  # fmt: skip
+    positive = sparse.csr_matrix(
+        (np.ones(int(pos.sum()), bool), (ui[pos], ei[pos])), shape=(users, size), dtype=bool
+    )
 
     on_model = model.item_known[ei]
     vectors, solved = fold_in(
-        model.item_vectors, ui[on_model], ei[on_model], wi[on_model], users, model.reg_param, model.alpha,
+        model.item_vectors,
+        ui[on_model],
+        ei[on_model],
+        wi[on_model],
+        users,
+        model.reg_param,
+        model.alpha,
         model.yty,
-    )  # fmt: skip
+    )
 
     age_days = (t_ref - last_ts[inside]) / DAY
     anchor_idx, anchor_w = choose_anchors(ui, ei, wi, age_days, users, anchors, half_life_days)

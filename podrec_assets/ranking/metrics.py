@@ -19,7 +19,7 @@ METRIC_NAMES = ("precision", "recall", "ndcg", "map")
 
 
 def ranking_metrics(
-    lists: Sequence[Sequence[int]], truth: Sequence[set[int] | Sequence[int]], k: int = 10
+    lists: Sequence[Sequence], truth: Sequence[set | Sequence], k: int = 10
 ) -> dict[str, float]:
     """Means over the queries (pairs of a list and its relevant items; queries with no relevant item are skipped)."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
@@ -43,9 +43,9 @@ def ranking_metrics(
     return {f"{name}@{k}": round(value / queries, 6) for name, value in sums.items()}
 
 
-def coverage(lists: Sequence[Sequence[int]], catalog_size: int, k: int = 10) -> float:
-    """Share of the catalog recommended to at least one listener in the first k."""
+def coverage(lists: Sequence[Sequence], catalog_size: int, k: int = 10) -> float:
+    """Share of the catalog recommended to at least one listener in the first k (items: indices or ids)."""
     if catalog_size == 0:
         return 0.0
-    shown = {item for predicted in lists for item in list(predicted)[:k] if item >= 0}
+    shown = {item for predicted in lists for item in list(predicted)[:k] if item is not None and item != -1}
     return round(len(shown) / catalog_size, 6)

@@ -26,13 +26,26 @@ MODEL_FILE, META_FILE = "ranker.txt", "ranker.json"
 # Which features speak for which reason (user-level features shift a whole list and name no reason).
 REASON_GROUPS = {
     "als": ("als_score", "als_rank", "als_known", "als_latest", "from_als"),
-    "content": ("content_max", "content_best", "content_mean", "content_latest", "category_affinity",
-                "from_content"),
+    "content": (
+        "content_max",
+        "content_best",
+        "content_mean",
+        "content_latest",
+        "category_affinity",
+        "from_content",
+    ),
     "show": ("show_affinity",),
-    "popular": ("listeners_log", "recent_7d_log", "recent_30d_log", "trend", "mean_engagement",
-                "negative_share", "from_popular"),
+    "popular": (
+        "listeners_log",
+        "recent_7d_log",
+        "recent_30d_log",
+        "trend",
+        "mean_engagement",
+        "negative_share",
+        "from_popular",
+    ),
     "new": ("episode_age_days", "published_age_days", "from_new"),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)

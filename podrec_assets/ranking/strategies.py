@@ -38,8 +38,12 @@ class Lists:
 
     @classmethod
     def empty(cls, users: int, n: int) -> Lists:
-        return cls(np.full((users, n), -1, np.int64), np.full((users, n), np.nan, np.float32),
-                   np.full((users, n), "", dtype=object), np.full((users, n), -1, np.int64))  # fmt: skip
+        return cls(
+            np.full((users, n), -1, np.int64),
+            np.full((users, n), np.nan, np.float32),
+            np.full((users, n), "", dtype=object),
+            np.full((users, n), -1, np.int64),
+        )
 
     def as_lists(self) -> list[list[int]]:
         return [[int(i) for i in row if i >= 0] for row in self.items]

@@ -204,18 +204,23 @@ def train_and_gate(
     if not truth:
         raise ValueError("no listener has a positive among their candidates: nothing to learn from")
     metrics = {
-        name: {**ranking_metrics(found, truth, k),
-               f"coverage@{k}": coverage(found, len(sets[0].snapshot.catalog), k)}
+        name: {
+            **ranking_metrics(found, truth, k),
+            f"coverage@{k}": coverage(found, len(sets[0].snapshot.catalog), k),
+        }
         for name, found in lists.items()
-    }  # fmt: skip
+    }
     by_kind = {
         kind: {
-            name: ranking_metrics([l for l, x in zip(found, kinds, strict=True) if x == kind],
-                                  [t for t, x in zip(truth, kinds, strict=True) if x == kind], k)[f"ndcg@{k}"]
+            name: ranking_metrics(
+                [l for l, x in zip(found, kinds, strict=True) if x == kind],
+                [t for t, x in zip(truth, kinds, strict=True) if x == kind],
+                k,
+            )[f"ndcg@{k}"]
             for name, found in lists.items()
         }
         for kind in sorted(set(kinds))
-    }  # fmt: skip
+    }
     key = f"ndcg@{k}"
     ndcg = {name: values[key] for name, values in metrics.items()}
     fallback = max(FALLBACKS, key=lambda name: ndcg[name])

@@ -16,6 +16,7 @@ Serving's lookup is one `find_one` by `_id` in `user_recommendations`; seed read
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from pymongo import ASCENDING, IndexModel
@@ -63,9 +64,34 @@ def user_document(
     elif model_version is None or generated_at is None:
         raise ValueError(f"an empty list for {user_id!r} needs model_version and generated_at")
     document = {"_id": user_id, "model_version": model_version, "generated_at": generated_at}
+    for shared in ("strategy", "ranker_version"):  # the same for the whole list
+        if ranked and shared in ranked[0]:
+            document[shared] = ranked[0][shared]
     for field, array in SERVED_ARRAYS.items():
         document[array] = [row[field] for row in ranked]
     return document
+
+
+def final_documents(rows) -> Iterator[dict]:
+    """MongoDB `final_recommendations` documents from final_recommendations rows (a pyarrow Table): seed 001's
+    fields (user_id, recommended_episode_id, score, generated_at) and podrec's (rank, reason, source, title,
+    anchor, strategy, the model versions)."""
+    for row in rows.to_pylist():
+        yield {
+            "_id": f"{row['user_id']}:{row['rank']}",
+            "user_id": row["user_id"],
+            "recommended_episode_id": row["episode_id"],
+            "score": float(row["score"]),
+            "generated_at": row["generated_at"],
+            "rank": row["rank"],
+            "reason": row["reason"],
+            "source": row["source"],
+            "title": row["title"],
+            "anchor_episode_id": row["anchor_episode_id"],
+            "strategy": row["strategy"],
+            "model_version": row["model_version"],
+            "ranker_version": row["ranker_version"],
+        }
 
 
 def top_n(db: Database, collection: str, user_id: str, limit: int = 20) -> list[dict]:
@@ -91,7 +117,8 @@ def recommendations_for(
     if document is None:
         return []
     shared = {"user_id": document["_id"], "model_version": document["model_version"],
-              "generated_at": document["generated_at"]}  # fmt: skip
+              "generated_at": document["generated_at"], "strategy": document.get("strategy"),
+              "as_of": document.get("as_of")}  # fmt: skip
     columns = [document[array][:limit] for array in SERVED_ARRAYS.values()]
     return [
         {**shared, "rank": rank, **dict(zip(SERVED_ARRAYS, values, strict=True))}

@@ -22,8 +22,8 @@ from podrec_assets.models.als import EPISODE_IDX, USER_IDX, AlsParams, IdMapping
 from podrec_assets.models.evaluation import Evaluation, fit_and_evaluate, ranking_metrics
 from podrec_assets.models.movielens_eval import movielens_interactions
 from podrec_assets.models.ranking import pair_matrix, popularity
+from podrec_assets.ranking.strategies import StrategyConfig
 from podrec_assets.serving.hybrid import HybridInputs, choose_anchors, hybrid_top_n, similarity_matrix
-from podrec_assets.serving.recommendations import HybridConfig
 
 NEIGHBOURS = 20
 ANCHORS = 5
@@ -101,7 +101,7 @@ def evaluate_hybrid(
     hybrid = {weight: metrics[f"{weight}"] for weight in weights}
     # the cold-item experiment uses the configured default weight (chosen on the validation split), not the best
     # weight on this split
-    weight = HybridConfig().als_weight
+    weight = StrategyConfig().als_weight
     cold = cold_item_reach(spark, indexed, catalog, vectors, params, weight) if cold_items else None
     return HybridReport(evaluation, hybrid, cold)
 

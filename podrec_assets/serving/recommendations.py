@@ -1,32 +1,28 @@
-"""`final_recommendations` from the tables: history from daily_engagement, the current ALS model's factors, the
-episode_similarity neighbour lists and the catalog, put into one index space for `hybrid.hybrid_top_n`, and the
-result as rows with a reason each."""
+"""Listeners' lists as rows: the tables → one index space (ranking/) → the serving strategy's lists → rows with a
+score, a reason and where they came from. The nightly `final_recommendations` and the near-real-time refresh call
+the same functions; only the set of listeners and where their history is read from differ.
+
+Where a recommendation gets its score: ranking/strategies.py (which strategy, and each one's scale) and, for the
+ranker, ranking/candidates.py (its features) and ranking/ranker.py (the model and its calibration).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from dagster import Config
-from pydantic import Field
 
 from podrec_assets.content.tables import UTC_TIMESTAMP
-from podrec_assets.models.als import Factors
-from podrec_assets.models.ranking import pair_matrix
 from podrec_assets.models.recommend import AlsModel
-from podrec_assets.serving.hybrid import (
-    SOURCE_ALS,
-    SOURCE_CONTENT,
-    HybridInputs,
-    choose_anchors,
-    hybrid_top_n,
-    similarity_matrix,
-)
-from podrec_assets.serving.lookup import (  # shared with serving-time reads
-    COLD_START_USER,
-)
+from podrec_assets.ranking.catalog import Catalog, EpisodeStats, ModelSide, align_model, build_catalog
+from podrec_assets.ranking.listeners import build_listeners
+from podrec_assets.ranking.strategies import Lists, StrategyConfig, lists_for
+from podrec_assets.ranking.training import snapshot_stats
+from podrec_assets.serving.lookup import COLD_START_USER  # shared with serving-time reads
+from podrec_assets.serving.policy import Policy
 
 FINAL_RECOMMENDATIONS_SCHEMA = pa.schema(
     [
@@ -34,170 +30,139 @@ FINAL_RECOMMENDATIONS_SCHEMA = pa.schema(
         pa.field("rank", pa.int32(), nullable=False),
         pa.field("episode_id", pa.string(), nullable=False),
         ("title", pa.string()),
-        pa.field("score", pa.float32(), nullable=False),  # blended, see serving/hybrid.py
-        ("als_part", pa.float32()),  # the ALS score scaled to [0, 1] for this user
-        ("content_part", pa.float32()),  # the content score in [0, 1]
-        ("source", pa.string()),  # als | content | popular
+        pa.field("score", pa.float32(), nullable=False),  # on the strategy's scale (ranking/strategies.py)
+        ("source", pa.string()),  # what the score came from: als | content | show | popular | new
         ("reason", pa.string()),
         ("anchor_episode_id", pa.string()),  # the episode a content pick is like
+        ("strategy", pa.string()),  # ranker | als | hybrid | popularity (cold start)
         ("model_version", pa.string()),  # the ALS version used ("" if none was promoted yet)
+        ("ranker_version", pa.string()),  # the ranker used, or whose gate chose the strategy
         pa.field("generated_at", UTC_TIMESTAMP, nullable=False),
     ]
 )
 
 
-EMPTY_SIMILARITY = pa.table(
-    {"episode_id": pa.array([], pa.string()), "similar_episode_id": pa.array([], pa.string()),
-     "score": pa.array([], pa.float32())}
-)  # fmt: skip
+@dataclass(frozen=True)
+class ListsConfig:
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    anchors: int = 5  # a listener's strongest engaged episodes whose neighbours are candidates
+    half_life_days: float = 14.0  # an anchor's weight halves every this many days
 
 
-class HybridConfig(Config):
-    top_n: int = Field(default=20, ge=1, le=1000, description="recommendations per user")
-    als_weight: float = Field(
-        default=1.0,
-        ge=0.0,
-        le=1.0,
-        description="w in score = w·ALS + (1−w)·content for episodes ALS knows (content alone for the rest); "
-        "1.0 was best on the MovieLens validation split (README: Quality)",
-    )
-    anchors: int = Field(
-        default=5, ge=0, description="engaged episodes per user whose neighbours are candidates"
-    )
-    recency_half_life_days: float = Field(
-        default=14.0, gt=0, description="an anchor's weight halves every this many days"
-    )
-    popular_window_days: int = Field(
-        default=7, ge=1, description="'popular this week': the window popularity counts"
-    )
+@dataclass(frozen=True)
+class ServingContext:
+    """What every listener's list is made from: the catalog, the model, the episode statistics and the policy."""
+
+    catalog: Catalog
+    model: ModelSide
+    stats: EpisodeStats
+    policy: Policy
+    config: ListsConfig
+    t_ref: float
 
 
-def history_pairs(daily: pa.Table) -> pd.DataFrame:
-    """Per (user, episode) over all history: engagement (sum of daily sums) and the latest event time."""
-    frame = daily.select(["user_id", "episode_id", "weight_sum", "last_ts"]).to_pandas()
-    return (
-        frame.groupby(["user_id", "episode_id"], sort=False)
-        .agg(engagement=("weight_sum", "sum"), last_ts=("last_ts", "max"))
-        .reset_index()
-    )
-
-
-def recent_popularity(daily: pa.Table, catalog: pd.Index, days: int) -> np.ndarray:
-    """Per catalog episode: listeners with positive engagement in the `days` days ending at the newest day."""
-    frame = daily.select(["user_id", "episode_id", "event_date", "weight_sum"]).to_pandas()
-    if frame.empty:
-        return np.zeros(len(catalog), dtype=np.float32)
-    newest = frame["event_date"].max()
-    recent = frame[(frame["event_date"] > newest - timedelta(days=days)) & (frame["weight_sum"] > 0)]
-    listeners = recent.groupby("episode_id")["user_id"].nunique()
-    return listeners.reindex(catalog).fillna(0).to_numpy(dtype=np.float32)
-
-
-def _aligned(factors: Factors, ids: list[str], index: pd.Index) -> tuple[np.ndarray, np.ndarray]:
-    """A model's factors re-indexed to `index` (rows the model lacks are zero) and which rows it has."""
-    vectors = np.zeros((len(index), factors.vectors.shape[1]), dtype=np.float32)
-    known = np.zeros(len(index), dtype=bool)
-    positions = index.get_indexer(np.asarray(ids, dtype=object)[factors.ids])
-    present = positions >= 0
-    vectors[positions[present]] = factors.vectors[present]
-    known[positions[present]] = True
-    return vectors, known
-
-
-def final_recommendations(
-    catalog: pa.Table,
-    daily: pa.Table,
+def build_context(
+    episodes: pa.Table,
+    embeddings: pa.Table | None,
     similarity: pa.Table | None,
+    everyone: pd.DataFrame,
     model: AlsModel | None,
-    config: HybridConfig,
+    policy: Policy,
+    config: ListsConfig,
     now: datetime,
-) -> pa.Table:
-    """Rows of FINAL_RECOMMENDATIONS_SCHEMA for every user with history, plus the cold-start list."""
-    episodes = pd.Index(sorted(set(catalog.column("episode_id").to_pylist())))
-    titles = dict(
-        zip(catalog.column("episode_id").to_pylist(), catalog.column("title").to_pylist(), strict=True)
-    )
-    history = history_pairs(daily)
-    users = pd.Index(sorted(set(history["user_id"])) + [COLD_START_USER])
-    u = users.get_indexer(history["user_id"])
-    e = episodes.get_indexer(
-        history["episode_id"]
-    )  # −1: an episode outside the catalog (cannot be recommended)
-    in_catalog = e >= 0
-
-    rank = model.users.vectors.shape[1] if model else 1
-    user_vectors, user_known = (np.zeros((len(users), rank), np.float32), np.zeros(len(users), bool))
-    item_vectors, item_known = (np.zeros((len(episodes), rank), np.float32), np.zeros(len(episodes), bool))
-    if model:
-        user_vectors, user_known = _aligned(model.users, model.user_ids, users)
-        item_vectors, item_known = _aligned(model.episodes, model.episode_ids, episodes)
-
-    neighbours = similarity if similarity is not None else EMPTY_SIMILARITY
-    sim = similarity_matrix(
-        episodes.get_indexer(neighbours.column("episode_id").to_pandas()),
-        episodes.get_indexer(neighbours.column("similar_episode_id").to_pandas()),
-        neighbours.column("score").to_numpy(),
-        len(episodes),
+) -> ServingContext:
+    """`everyone`: every listener's history pairs (ranking/history.py), for the episode statistics."""
+    catalog = build_catalog(episodes, embeddings, similarity)
+    t_ref = now.timestamp()
+    return ServingContext(
+        catalog=catalog,
+        model=align_model(model, catalog),
+        stats=snapshot_stats(everyone, catalog, t_ref),
+        policy=policy,
+        config=config,
+        t_ref=t_ref,
     )
 
-    newest = history["last_ts"].max() if len(history) else now
-    age_days = ((newest - history["last_ts"]).dt.total_seconds() / 86400).to_numpy()
-    anchors, weights = choose_anchors(
-        u[in_catalog],
-        e[in_catalog],
-        history["engagement"].to_numpy()[in_catalog],
-        age_days[in_catalog],
-        len(users),
-        config.anchors,
-        config.recency_half_life_days,
-    )
-    inputs = HybridInputs(
-        user_vectors=user_vectors,
-        user_known=user_known,
-        item_vectors=item_vectors,
-        item_known=item_known,
-        similarity=sim,
-        anchors=anchors,
-        anchor_weights=weights,
-        exclude=pair_matrix(u[in_catalog], e[in_catalog], (len(users), len(episodes))),
-        popularity=recent_popularity(daily, episodes, config.popular_window_days),
-    )
-    lists = hybrid_top_n(inputs, config.top_n, config.als_weight)
-    return _rows(lists, users, episodes, titles, model.version if model else "", now)
 
-
-def reason(source: str, anchor_title: str | None) -> str:
-    if source == SOURCE_CONTENT and anchor_title:
-        return f"because you liked {anchor_title}"
-    if source == SOURCE_ALS:
+def reason(source: str, anchor_title: str | None, show: str | None) -> str:
+    """The sentence a listener reads, from the part of the score that weighed most (ranking/ranker.py)."""
+    if source == "content":
+        return f"because you liked {anchor_title}" if anchor_title else "close to what you listen to"
+    if source == "show" and show:
+        return f"more from {show}"
+    if source == "als":
         return "listeners with similar taste enjoyed this"
+    if source == "new":
+        return "new episode"
     return "popular this week"
 
 
-def _rows(lists, users: pd.Index, episodes: pd.Index, titles: dict, version: str, now: datetime) -> pa.Table:
+def list_rows(ctx: ServingContext, pairs: pd.DataFrame, user_ids: list[str], now: datetime) -> pa.Table:
+    """Rows of FINAL_RECOMMENDATIONS_SCHEMA for `user_ids` from their history `pairs` (every pair they have: what
+    they engaged with is never recommended). A listener with history but nothing left gets no rows."""
+    ids = pd.Index(sorted(set(user_ids)))
+    listeners = build_listeners(
+        pairs, ctx.catalog, ctx.model, ctx.t_ref, ctx.config.anchors, ctx.config.half_life_days, user_ids=ids
+    )
+    users = np.arange(len(ids))
+    lists = lists_for(
+        ctx.policy.strategy,
+        users,
+        listeners,
+        ctx.catalog,
+        ctx.model,
+        ctx.stats,
+        ctx.config.strategy,
+        ctx.policy.ranker,
+    )
+    return _rows(ctx, lists, ids, ctx.policy.strategy, now)
+
+
+def cold_start_rows(ctx: ServingContext, now: datetime) -> pa.Table:
+    """The list for a listener without history (stored under COLD_START_USER): this week's most liked episodes."""
+    n = ctx.config.strategy.n
+    popular = ctx.stats.recent_7d + 1e-3 * ctx.stats.listeners  # the week first, all-time breaks its ties
+    # a full list even where few episodes were liked this week: the rest in catalog order, with score 0
+    order = np.lexsort((np.arange(len(popular)), -popular))[:n]
+    top = float(popular[order[0]]) if len(order) else 1.0
+    lists = Lists.empty(1, n)
+    lists.items[0, : len(order)] = order
+    lists.scores[0, : len(order)] = popular[order] / (top or 1.0)
+    lists.sources[0, : len(order)] = "popular"
+    return _rows(ctx, lists, pd.Index([COLD_START_USER]), "popularity", now)
+
+
+def _rows(ctx: ServingContext, lists: Lists, ids: pd.Index, strategy: str, now: datetime) -> pa.Table:
     row, position = np.nonzero(lists.items >= 0)
-    episode_names = np.asarray(episodes, dtype=object)
-    anchor = lists.anchor[row, position]
-    anchor_ids = np.where(anchor >= 0, episode_names[np.maximum(anchor, 0)], None)
-    picked = episode_names[lists.items[row, position]]
-    sources = lists.source[row, position]
-    table = pa.table(
+    catalog = ctx.catalog
+    picked = lists.items[row, position]
+    anchor = lists.anchors[row, position]
+    anchor_ids = np.where(anchor >= 0, np.asarray(catalog.ids, dtype=object)[np.maximum(anchor, 0)], None)
+    anchor_titles = np.where(anchor >= 0, catalog.titles[np.maximum(anchor, 0)], None)
+    show_code = catalog.show_codes[picked]
+    shows = np.where(
+        show_code >= 0,
+        catalog.show_names[np.maximum(show_code, 0)] if len(catalog.show_names) else None,
+        None,
+    )
+    sources = lists.sources[row, position]
+    n = len(row)
+    return pa.table(
         {
-            "user_id": pa.array(np.asarray(users, dtype=object)[row], pa.string()),
+            "user_id": pa.array(np.asarray(ids, dtype=object)[row], pa.string()),
             "rank": pa.array(position + 1, pa.int32()),
-            "episode_id": pa.array(picked, pa.string()),
-            "title": pa.array([titles.get(p) for p in picked], pa.string()),
+            "episode_id": pa.array(np.asarray(catalog.ids, dtype=object)[picked], pa.string()),
+            "title": pa.array(catalog.titles[picked], pa.string()),
             "score": pa.array(lists.scores[row, position], pa.float32()),
-            "als_part": pa.array(lists.als[row, position], pa.float32()),
-            "content_part": pa.array(lists.content[row, position], pa.float32()),
             "source": pa.array(sources, pa.string()),
             "reason": pa.array(
-                [reason(s, titles.get(a)) for s, a in zip(sources, anchor_ids, strict=True)], pa.string()
+                [reason(s, a, w) for s, a, w in zip(sources, anchor_titles, shows, strict=True)], pa.string()
             ),
             "anchor_episode_id": pa.array(anchor_ids, pa.string()),
-            "model_version": pa.array([version] * len(row), pa.string()),
-            "generated_at": pa.array([now] * len(row), UTC_TIMESTAMP),
+            "strategy": pa.array([strategy] * n, pa.string()),
+            "model_version": pa.array([ctx.policy.als_version] * n, pa.string()),
+            "ranker_version": pa.array([ctx.policy.ranker_version] * n, pa.string()),
+            "generated_at": pa.array([now] * n, UTC_TIMESTAMP),
         },
         schema=FINAL_RECOMMENDATIONS_SCHEMA,
     )
-    return table

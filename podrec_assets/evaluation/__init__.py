@@ -1,0 +1,1 @@
+"""Offline evaluation that mirrors production: `podrec evaluate --protocol temporal` (temporal.py)."""
