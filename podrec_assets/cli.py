@@ -408,6 +408,13 @@ def models_promote(version: str, reason: str) -> None:
 
 @main.command("evaluate")
 @click.option("--dataset", type=click.Choice(["movielens-100k"]), required=True)
+@click.option("--protocol", type=click.Choice(["random", "temporal"]), default="random", show_default=True,
+              help="random: recommenders' stratified split of the ratings (model code only); temporal: one global "
+              "cut-off time, the past through the real assets, what MongoDB serves judged on the future")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="temporal: where the private Delta tables and models go (default: a new temporary folder)")
+@click.option("--longtail", type=int, default=3000, show_default=True,
+              help="temporal: synthetic long-tail episodes nobody has heard, added to the catalog")
 @click.option("--split", type=click.Choice(["test", "validation"]), default="test", show_default=True,
               help="validation = a split of the training part (what tuning may look at)")  # fmt: skip
 @click.option("--rank", type=int, default=None)
@@ -419,8 +426,10 @@ def models_promote(version: str, reason: str) -> None:
 @click.option(
     "--weights", default="0.5,0.8,0.9,0.95,1.0", show_default=True, help="blend weights w to report"
 )
-def evaluate(dataset: str, split: str, rank, reg_param, alpha, max_iter, hybrid: bool, weights: str) -> None:
-    """Offline quality of the ALS model code on real data, beside published figures (needs Spark: starts it)."""
+def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, split: str, rank, reg_param, alpha,
+             max_iter, hybrid: bool, weights: str) -> None:  # fmt: skip
+    """Offline quality on real data: the temporal protocol through the real assets, or the random protocol of the
+    ALS model code beside published figures (starts the local services it needs)."""
     from pyspark.sql import SparkSession
 
     from podrec_assets.models.als import AlsParams
@@ -430,9 +439,19 @@ def evaluate(dataset: str, split: str, rank, reg_param, alpha, max_iter, hybrid:
     overrides = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter}
     params = AlsParams(**{k: v for k, v in overrides.items() if v is not None})
     try:
-        LocalStack().up(["spark"], log=lambda m: click.echo(m))
+        LocalStack().up(["spark"] if protocol == "random" else ["kafka", "mongo", "spark"],
+                        log=lambda m: click.echo(m))  # fmt: skip
     except ServiceError as error:
         _fail(str(error))
+    if protocol == "temporal":
+        from podrec_assets.evaluation.temporal import evaluate_temporal
+
+        als = {k: v for k, v in params.model_dump().items() if k in overrides and overrides[k] is not None}
+        run_config = {"als_model": {"als_model": {"config": {"params": als}}}} if als else None
+        report = evaluate_temporal(split, workdir, longtail, log=click.echo, run_config=run_config)
+        for line in report.lines():
+            click.echo(line)
+        return
     spark = SparkSession.builder.remote(_resources()["pyspark"].spark_config["spark.remote"]).getOrCreate()
     click.echo(f"ALS parameters: {params.model_dump()}")
     for line in report_lines(evaluate_movielens(spark, params, split), split):

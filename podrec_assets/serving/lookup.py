@@ -117,8 +117,8 @@ def recommendations_for(
     if document is None:
         return []
     shared = {"user_id": document["_id"], "model_version": document["model_version"],
-              "generated_at": document["generated_at"], "strategy": document.get("strategy"),
-              "as_of": document.get("as_of")}  # fmt: skip
+              "generated_at": document["generated_at"]}  # fmt: skip
+    shared |= {key: document[key] for key in ("strategy", "as_of") if key in document}
     columns = [document[array][:limit] for array in SERVED_ARRAYS.values()]
     return [
         {**shared, "rank": rank, **dict(zip(SERVED_ARRAYS, values, strict=True))}

@@ -71,9 +71,14 @@ def build_context(
     config: ListsConfig,
     now: datetime,
 ) -> ServingContext:
-    """`everyone`: every listener's history pairs (ranking/history.py), for the episode statistics."""
+    """`everyone`: every listener's history pairs (ranking/history.py), for the episode statistics.
+
+    Features are measured at the newest event in the data, not the wall clock: in production the two are seconds
+    apart, and a replay of old data (an evaluation, a backfill) then sees what the model was trained to see."""
     catalog = build_catalog(episodes, embeddings, similarity)
     t_ref = now.timestamp()
+    if len(everyone):
+        t_ref = min(t_ref, float(pd.to_datetime(everyone["last_ts"], utc=True).max().timestamp()))
     return ServingContext(
         catalog=catalog,
         model=align_model(model, catalog),
