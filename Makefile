@@ -58,12 +58,14 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	# every closed day with events, as one run (a day is a partition once it has ended, UTC)
 	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select daily_engagement \
 		--partition-range "$$($(BIN)/podrec event-days)"
-	# a new model version, promoted only if it beats popularity on nDCG@10; then its top-20 lists
+	# a new model version (held-out fit judged against popularity, then refitted on every pair); its top-20 lists
 	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select als_model,als_recommendations
 	# content: transcripts (or title + description), embeddings (all-MiniLM-L6-v2, offline), top-20 similar episodes
 	$(BIN)/dagster asset materialize -m podrec_assets.definitions \
 		--select transcripts,transcript_embeddings,episode_similarity
-	# the hybrid lists (published to MongoDB only if their blocking checks pass) and the listeners' stats
+	# the ranker (LightGBM), serving only if it beats ALS alone and the hybrid on held-out listeners
+	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select ranker_model
+	# every listener's list (published to MongoDB only if their blocking checks pass) and the listeners' stats
 	$(BIN)/dagster asset materialize -m podrec_assets.definitions \
 		--select final_recommendations,published_recommendations,user_stats,user_affinities,global_stats
 	@echo

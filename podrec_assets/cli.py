@@ -408,13 +408,27 @@ def models_promote(version: str, reason: str) -> None:
 
 @main.command("evaluate")
 @click.option("--dataset", type=click.Choice(["movielens-100k"]), required=True)
-@click.option("--protocol", type=click.Choice(["random", "temporal"]), default="random", show_default=True,
-              help="random: recommenders' stratified split of the ratings (model code only); temporal: one global "
-              "cut-off time, the past through the real assets, what MongoDB serves judged on the future")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="temporal: where the private Delta tables and models go (default: a new temporary folder)")
-@click.option("--longtail", type=int, default=3000, show_default=True,
-              help="temporal: synthetic long-tail episodes nobody has heard, added to the catalog")
+@click.option(
+    "--protocol",
+    type=click.Choice(["random", "temporal"]),
+    default="random",
+    show_default=True,
+    help="random: recommenders' stratified split of the ratings (model code only); temporal: one global "
+    "cut-off time, the past through the real assets, what MongoDB serves judged on the future",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="temporal: where the private Delta tables and models go (default: a new temporary folder)",
+)
+@click.option(
+    "--longtail",
+    type=int,
+    default=3000,
+    show_default=True,
+    help="temporal: synthetic long-tail episodes nobody has heard, added to the catalog",
+)
 @click.option("--split", type=click.Choice(["test", "validation"]), default="test", show_default=True,
               help="validation = a split of the training part (what tuning may look at)")  # fmt: skip
 @click.option("--rank", type=int, default=None)
@@ -436,8 +450,11 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, s
     from podrec_assets.models.movielens_eval import evaluate_movielens, report_lines
     from podrec_assets.stack.local import LocalStack, ServiceError
 
+    from podrec_assets.models.movielens_eval import RANDOM_PROTOCOL_PARAMS
+
     overrides = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter}
-    params = AlsParams(**{k: v for k, v in overrides.items() if v is not None})
+    base = RANDOM_PROTOCOL_PARAMS.model_dump() if protocol == "random" else {}
+    params = AlsParams(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
     try:
         LocalStack().up(["spark"] if protocol == "random" else ["kafka", "mongo", "spark"],
                         log=lambda m: click.echo(m))  # fmt: skip

@@ -148,10 +148,9 @@ def test_recommendations_never_include_heard_or_skipped_episodes(delta, resource
 @pytest.mark.slow
 def test_movielens_quality_target_holds(spark):
     """`podrec evaluate`'s protocol on real MovieLens-100k ratings: the tuned defaults keep nDCG@10 ≥ 0.45."""
-    from podrec_assets.models.als import AlsParams
-    from podrec_assets.models.movielens_eval import evaluate_movielens
+    from podrec_assets.models.movielens_eval import RANDOM_PROTOCOL_PARAMS, evaluate_movielens
 
-    report = evaluate_movielens(spark, AlsParams(), temporal=False)
+    report = evaluate_movielens(spark, RANDOM_PROTOCOL_PARAMS, temporal=False)
     als, popular = report.random_split.metrics["als"], report.random_split.metrics["popularity"]
     assert report.random_split.users_evaluated == 943
     assert als["ndcg@10"] >= 0.45 and als["ndcg@10"] > popular["ndcg@10"] + 0.1

@@ -14,12 +14,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from podrec_assets.ranking.candidates import FEATURES
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+# lightgbm and scikit-learn are imported where used: together they cost ~0.7 s, which every Dagster run (an
+# ingestion too) would otherwise pay while loading the code location.
 
 MODEL_FILE, META_FILE = "ranker.txt", "ranker.json"
 
@@ -77,6 +82,8 @@ class Ranker:
     ) -> Ranker:
         """`groups`: the number of consecutive rows of each query (rows sorted by query). `weights`: per row, the
         same within a query (LightGBM sums them into a query weight)."""
+        import lightgbm as lgb
+
         model = lgb.LGBMRanker(
             objective="lambdarank",
             n_estimators=params.n_estimators,
@@ -102,6 +109,8 @@ class Ranker:
         """Platt scaling on held-out rows: score = 1 / (1 + exp(−(slope · margin + intercept)))."""
         if len(np.unique(labels)) < 2:
             return
+        from sklearn.linear_model import LogisticRegression
+
         fit = LogisticRegression(C=1e6).fit(margins.reshape(-1, 1), labels)
         self.slope, self.intercept = float(fit.coef_[0, 0]), float(fit.intercept_[0])
 
@@ -130,6 +139,8 @@ class Ranker:
 
     @classmethod
     def load(cls, folder: Path) -> Ranker:
+        import lightgbm as lgb
+
         meta = json.loads((folder / META_FILE).read_text())
         if meta["features"] != FEATURES:
             raise ValueError(f"ranker in {folder} was trained on other features: {meta['features']}")
