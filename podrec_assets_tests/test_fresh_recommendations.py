@@ -34,14 +34,18 @@ def event(user: str, episode: str, kind: str, minutes: int, **fields) -> dict:
                          event_type=kind, ts=END + timedelta(minutes=minutes), **fields)  # fmt: skip
 
 
-def test_new_events_refresh_the_listener_and_never_recommend_what_they_touched(graph, resources, kafka, mongo):  # noqa: F811
+def test_new_events_refresh_the_listener_and_never_recommend_what_they_touched(
+    graph, resources, kafka, mongo
+):  # noqa: F811
     assert materialize(SERVING, resources=resources, instance=graph).success
     client = mongo.client()
     db = mongo.db(client)
     listener = sorted(d["_id"] for d in db[USER_RECOMMENDATIONS].find({"_id": {"$ne": COLD_START_USER}}))[0]
     before = db[USER_RECOMMENDATIONS].find_one({"_id": listener})
     top = before["episode_ids"][0]  # what they are about to be recommended: they skip it instead
-    catalog = read_table(resources["delta"].table_uri("episodes"), ["episode_id"]).column("episode_id").to_pylist()
+    catalog = (
+        read_table(resources["delta"].table_uri("episodes"), ["episode_id"]).column("episode_id").to_pylist()
+    )
     newcomer_picks = [e for e in catalog if e != top][:4]
     produce(kafka, [
         event(listener, top, "play", 1), event(listener, top, "skip", 2),
@@ -67,7 +71,12 @@ def test_new_events_refresh_the_listener_and_never_recommend_what_they_touched(g
 
     # nothing new: a second run refreshes nobody and leaves the documents alone
     again = materialize([serving_assets.fresh_recommendations], resources=resources, instance=graph)
-    assert again.asset_materializations_for_node("fresh_recommendations")[0].metadata["listeners_refreshed"].value == 0
+    assert (
+        again.asset_materializations_for_node("fresh_recommendations")[0]
+        .metadata["listeners_refreshed"]
+        .value
+        == 0
+    )
     assert db[USER_RECOMMENDATIONS].find_one({"_id": listener}) == after
     assert db[CURSORS].find_one({"_id": STREAM})["version"] == cursor["version"]
     client.close()

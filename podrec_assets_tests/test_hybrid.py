@@ -120,7 +120,11 @@ def test_rows_carry_reasons_versions_and_the_cold_start_list():
         )
     )
     similarity = pa.table(
-        {"episode_id": ["e0", "e4"], "similar_episode_id": ["e4", "e0"], "score": pa.array([0.9, 0.9], pa.float32())}
+        {
+            "episode_id": ["e0", "e4"],
+            "similar_episode_id": ["e4", "e0"],
+            "score": pa.array([0.9, 0.9], pa.float32()),
+        }
     )
     model = AlsModel(
         version="v1",

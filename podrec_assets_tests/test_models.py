@@ -86,7 +86,11 @@ def test_each_run_writes_a_new_version_and_never_touches_an_old_one(delta, resou
 
     # Two fits: the held-out one is judged, the serving one is the same parameters refitted on every pair.
     fits = manifest["fits"]
-    assert fits["serving"]["train_pairs"] > fits["heldout"]["train_pairs"] == manifest["training_data"]["train_pairs"]
+    assert (
+        fits["serving"]["train_pairs"]
+        > fits["heldout"]["train_pairs"]
+        == manifest["training_data"]["train_pairs"]
+    )
     assert fits["heldout"]["metrics"] == manifest["evaluation"]["metrics"]
     serving = read_model(registry.path(v2), v2)
     heldout = read_model(registry.path(v2), v2, fit="heldout")

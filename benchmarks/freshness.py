@@ -1,0 +1,390 @@
+"""Freshness: how long from a listener's event on Kafka until their stats and their list reflect it, under `make dev`.
+
+    .venv/bin/python benchmarks/freshness.py [--listeners 50] [--spacing 2.0] [--timeout 180] [--users 300]
+                                             [--rounds 3]
+
+A private stack (Tansu, SecantusDB, Spark Connect) and DAGSTER_HOME; the graph is bootstrapped with the CLI as
+`make demo` does (untimed, one line per stage), then `dagster dev` (webserver + daemon) runs as `make dev` does.
+1. Latency: `--listeners` listeners that have a list each get ONE `skip` of the episode first in their list,
+   `--spacing` s apart (so sends fall on every phase of the sensor's 10 s tick). Nothing else is run by hand: the
+   Kafka sensor requests `ingest_user_events`, whose one run ingests, updates `user_stats` and refreshes the lists.
+   MongoDB is polled every 0.2 s for (a) `user_stats.events_total` and (b) `user_recommendations.as_of` moving
+   past their values before the send; a refreshed list still holding the skipped episode is a violation.
+   Target: p95 <= 60 s for both. The runs' records split the time into sensor wait, queue + launch, and steps.
+2. Fold-in vs retrain, on the current ALS version's own training rows: `fold_in` for every listener against
+   a full Spark ALS refit (fit + fetching factors), per listener; and the fold-in's max |difference| from the
+   model's own user vectors (the fold-in is Spark's last user half-step, so it should be ~0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import _free_port, local_services, stop_spark_connect_session
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = REPO / ".venv" / "bin"
+TARGET_P95_S = 60.0
+INGEST_JOB = "ingest_user_events"
+STAGES = [  # as `make demo`, plus ranker_model so the serving strategy is what a deployment serves
+    ["episodes"],
+    "generate",
+    ["raw_user_events,quarantined_events"],
+    ["daily_engagement", "--partition-range", "<event-days>"],
+    ["als_model,als_recommendations"],
+    ["transcripts,transcript_embeddings,episode_similarity"],
+    ["ranker_model"],
+    ["final_recommendations,published_recommendations,user_stats,user_affinities,global_stats"],
+]
+
+
+def bootstrap(users: int, log: Path) -> None:
+    with log.open("a") as out:
+        for stage in STAGES:
+            started, label = time.perf_counter(), " ".join(stage) if isinstance(stage, list) else stage
+            if stage == "generate":
+                command = [BIN / "podrec", "events", "generate", "--users", str(users), "--days", "14"]
+                label = f"events generate --users {users} --days 14"
+            else:
+                if "<event-days>" in stage:
+                    days = subprocess.run([BIN / "podrec", "event-days"], cwd=REPO, capture_output=True,
+                                          text=True, check=True).stdout.strip()  # fmt: skip
+                    stage = [days if s == "<event-days>" else s for s in stage]
+                label = " ".join(stage)
+                command = [BIN / "dagster", "asset", "materialize", "-m", "podrec_assets.definitions",
+                           "--select", *stage]  # fmt: skip
+            if subprocess.run(
+                command, check=False, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+            ).returncode:
+                raise SystemExit(f"bootstrap stage {stage} failed; see {log}")
+            print(f"  bootstrap {label}: {time.perf_counter() - started:.1f}s", flush=True)
+
+
+def graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", json.dumps({"query": query}).encode(),
+                                     {"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def start_dagster_dev(port: int, log: Path) -> subprocess.Popen:
+    command = [BIN / "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"]
+    with log.open("a") as out:
+        return subprocess.Popen(
+            command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_until_ready(port: int, process: subprocess.Popen, timeout: float = 240) -> float:
+    """Seconds until the webserver answers and the sensor and run-queue daemons report healthy."""
+    started = time.time()
+    query = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"
+    while time.time() - started < timeout:
+        if process.poll() is not None:
+            raise SystemExit(f"dagster dev exited with {process.returncode}")
+        try:
+            statuses = graphql(port, query)["data"]["instance"]["daemonHealth"]["allDaemonStatuses"]
+            healthy = {s["daemonType"] for s in statuses if s["healthy"]}
+            if {"SENSOR", "QUEUED_RUN_COORDINATOR"} <= healthy:
+                return time.time() - started
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(1)
+    raise SystemExit(f"dagster dev not ready after {timeout}s")
+
+
+def stop_dagster_dev(process: subprocess.Popen) -> None:
+    """SIGTERM to its process group, SIGKILL after 30 s (ENVIRONMENT.md)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        return
+    try:  # children (code server, run workers) share the group: make sure none is left
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def wait_for_quiet(instance, timeout: float = 180) -> None:
+    """Let the runs that the daemon starts on its own at start-up (automation) finish before measuring."""
+    from dagster import RunsFilter
+    from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+    time.sleep(15)
+    deadline = time.time() + timeout
+    while time.time() < deadline and instance.get_runs(RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES))):
+        time.sleep(2)
+
+
+def pick_listeners(db, n: int) -> list[str]:
+    documents = db["user_recommendations"].find({"episode_ids.0": {"$exists": True}}, {"_id": 1})
+    with_lists = [d["_id"] for d in documents]
+    with_stats = {d["_id"] for d in db["user_stats"].find({"_id": {"$in": with_lists}}, {"_id": 1})}
+    return random.Random(7).sample(sorted(set(with_lists) & with_stats), n)
+
+
+def measure(db, producer, topic: str, listeners: list[str], spacing: float, timeout: float) -> list[dict]:
+    """Send one skip per listener, `spacing` s apart, and poll MongoDB every 0.2 s until each is seen or gives up."""
+    from podrec_assets.ingestion.contract import make_v1_event
+
+    states, pending, start = [], {}, time.time()
+    while len(states) < len(listeners) or pending:
+        if len(states) < len(listeners) and time.time() >= start + len(states) * spacing:
+            user = listeners[len(states)]
+            doc = db["user_recommendations"].find_one({"_id": user})
+            stats = db["user_stats"].find_one({"_id": user}) or {}
+            state = {"user": user, "episode": doc["episode_ids"][0], "as_of": doc.get("as_of", -1),
+                     "total": stats.get("events_total", 0), "stats_s": None, "list_s": None, "violation": False}  # fmt: skip
+            event = make_v1_event(event_id=f"bench-{uuid.uuid4()}", user_id=user, episode_id=state["episode"],
+                                  event_type="skip", ts=datetime.now(UTC), from_sec=0.0, to_sec=8.0)  # fmt: skip
+            producer.send(topic, key=user.encode(), value=json.dumps(event).encode()).get(timeout=30)
+            producer.flush()
+            state["sent"] = time.time()
+            states.append(state)
+            pending[user] = state
+        now = time.time()
+        users = list(pending)
+        for d in db["user_stats"].find({"_id": {"$in": users}}, {"events_total": 1}):
+            s = pending[d["_id"]]
+            if s["stats_s"] is None and d.get("events_total", 0) > s["total"]:
+                s["stats_s"] = now - s["sent"]
+        for d in db["user_recommendations"].find({"_id": {"$in": users}}, {"as_of": 1, "episode_ids": 1}):
+            s = pending[d["_id"]]
+            if s["list_s"] is None and d.get("as_of", -1) > s["as_of"]:
+                s["list_s"], s["violation"] = now - s["sent"], s["episode"] in d["episode_ids"]
+        for user in users:
+            s = pending[user]
+            if (s["stats_s"] is not None and s["list_s"] is not None) or now - s["sent"] > timeout:
+                del pending[user]
+        time.sleep(0.2)
+    return states
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]  # nearest rank
+
+
+def print_latency(name: str, latencies: list[float | None], timeout: float) -> None:
+    """p50/p95/max over every listener, a miss counting as longer than the timeout."""
+    values = [math.inf if x is None else x for x in latencies]
+    misses = sum(x is None for x in latencies)
+
+    def fmt(x: float) -> str:
+        return f"{x:.1f}s" if math.isfinite(x) else f">{timeout:.0f}s"
+
+    p95 = percentile(values, 0.95)
+    print(f"{name}: p50 {fmt(percentile(values, 0.5))}, p95 {fmt(p95)}, max {fmt(max(values))}, "
+          f"misses {misses} of {len(values)}")  # fmt: skip
+    print(f"  target p95 <= {TARGET_P95_S:.0f} s -> {'OK' if p95 <= TARGET_P95_S else 'MISSED'}")
+
+
+def created_at(record) -> float:
+    """A run record's creation time in epoch seconds (SQLite storage hands back naive UTC datetimes)."""
+    stamp = record.create_timestamp
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+
+
+def run_breakdown(instance, since: float, states: list[dict]) -> None:
+    """The ingestion runs launched during the measurement, and where each listener's time went."""
+    from dagster import DagsterEventType, RunsFilter
+
+    records = [r for r in instance.get_run_records(RunsFilter(job_name=INGEST_JOB))
+               if created_at(r) >= since]  # fmt: skip
+    others = [r for r in instance.get_run_records(RunsFilter(created_after=datetime.fromtimestamp(since, UTC)))
+              if r.dagster_run.job_name != INGEST_JOB]  # fmt: skip
+    done = [r for r in records if r.start_time and r.end_time]
+    print(f"{INGEST_JOB} runs launched by the daemon during the measurement: {len(records)} "
+          f"({sum(r.dagster_run.status.value == 'SUCCESS' for r in records)} succeeded); other runs: {len(others)} "
+          f"({', '.join(sorted({r.dagster_run.job_name for r in others})) or 'none'})")  # fmt: skip
+    if not done:
+        return
+    print(f"  median run duration (start -> end) {statistics.median(r.end_time - r.start_time for r in done):.1f}s, "
+          f"queue + launch (created -> started) {statistics.median(r.start_time - created_at(r) for r in done):.1f}s")  # fmt: skip
+    phases: dict[str, list[float]] = {}
+    for r in done:
+        steps = instance.all_logs(
+            r.dagster_run.run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
+        )
+        starts = {
+            e.step_key: e.timestamp
+            for e in steps
+            if e.dagster_event.event_type == DagsterEventType.STEP_START
+        }
+        ends = {
+            e.step_key: e.timestamp
+            for e in steps
+            if e.dagster_event.event_type == DagsterEventType.STEP_SUCCESS
+        }
+        if starts:
+            phases.setdefault("run start -> first step", []).append(min(starts.values()) - r.start_time)
+            phases.setdefault("last step -> run end", []).append(
+                r.end_time - max(ends.values(), default=r.end_time)
+            )
+        for key in starts.keys() & ends.keys():
+            phases.setdefault(f"step {key}", []).append(ends[key] - starts[key])
+    print("  per run, median: " + ", ".join(f"{k} {statistics.median(v):.1f}s" for k, v in phases.items()))
+    parts: dict[str, list[float]] = {
+        "sensor wait (send -> run created)": [],
+        "queue + launch": [],
+        "in run": [],
+    }
+    for s in states:
+        if s["stats_s"] is None:
+            continue
+        seen = s["sent"] + s["stats_s"]
+        run = max(
+            (r for r in done if r.start_time <= seen <= r.end_time + 0.5),
+            key=lambda r: r.start_time,
+            default=None,
+        )
+        if run is None:
+            continue
+        created = max(created_at(run), s["sent"])
+        parts["sensor wait (send -> run created)"].append(created - s["sent"])
+        parts["queue + launch"].append(max(run.start_time, created) - created)
+        parts["in run"].append(seen - max(run.start_time, created))
+    print(
+        "  a listener's stats latency, median parts: "
+        + ", ".join(f"{k} {statistics.median(v):.1f}s" for k, v in parts.items() if v)
+    )
+
+
+def foldin_vs_retrain(rounds: int) -> None:
+    import numpy as np
+    from pyspark.sql import SparkSession
+
+    from podrec_assets.models.als import AlsParams, fit_als, model_factors, training_rows
+    from podrec_assets.models.foldin import fold_in, gramian
+    from podrec_assets.models.recommend import read_model
+    from podrec_assets.models.registry import ModelRegistry
+    from podrec_assets.models.training import read_split
+
+    registry = ModelRegistry(Path(os.environ["PODREC_MODEL_ROOT"]), "als")
+    version = registry.current()
+    if version is None:
+        version = registry.versions()[-1]
+        print(f"no promoted ALS version: using the newest, {version}")
+    model = read_model(registry.path(version), version)
+    params = AlsParams(**registry.manifest(version)["params"])
+    rows = training_rows(read_split(registry.path(version)), params.negative_feedback)
+    items = model.episodes.dense(len(model.episode_ids))
+    u, i, r = (rows[c].to_numpy() for c in ("user_idx", "episode_idx", "engagement"))
+
+    def fold() -> tuple[float, np.ndarray, np.ndarray]:
+        started = time.perf_counter()
+        vectors, solved = fold_in(items, u, i, r, len(model.user_ids), model.reg_param, model.alpha,
+                                  yty=gramian(model.episodes.vectors))  # fmt: skip
+        return time.perf_counter() - started, vectors, solved
+
+    folds = [fold() for _ in range(3)]
+    fold_s, vectors, solved = statistics.median(f[0] for f in folds), folds[0][1], folds[0][2]
+    listeners = int(solved.sum())
+    difference = float(np.abs(vectors[model.users.ids] - model.users.vectors).max())
+    spark = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).getOrCreate()
+    frame = spark.createDataFrame(rows).cache()
+    frame.count()
+    fits = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        model_factors(fit_als(frame, params))
+        fits.append(time.perf_counter() - started)
+    fit_s = statistics.median(fits)
+    per_fold, per_fit = fold_s / listeners, fit_s / listeners
+    print(f"ALS version {version}: {len(rows):,} training rows, {listeners} listeners, rank {params.rank}, "
+          f"{params.max_iter} iterations")  # fmt: skip
+    print(
+        f"fold-in, every listener: {fold_s * 1000:.1f} ms (median of 3) -> {per_fold * 1e6:.0f} us per listener"
+    )
+    print(f"Spark ALS refit + factors: {fit_s:.1f}s (runs {', '.join(f'{x:.1f}' for x in fits)}) -> "
+          f"{per_fit * 1000:.1f} ms per listener")  # fmt: skip
+    print(f"retrain / fold-in per listener: {per_fit / per_fold:,.0f}x")
+    print(f"fold-in vs the model's own user vectors: max |difference| {difference:.2e} "
+          f"(solved {listeners} of {len(model.users.ids)} model users: "
+          f"{'same set' if set(np.flatnonzero(solved)) == set(model.users.ids) else 'DIFFERENT sets'})")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--listeners", type=int, default=50)
+    parser.add_argument("--spacing", type=float, default=2.0, help="seconds between two listeners' events")
+    parser.add_argument(
+        "--timeout", type=float, default=180.0, help="seconds before a listener counts as missed"
+    )
+    parser.add_argument("--users", type=int, default=300, help="synthetic listeners to bootstrap with")
+    parser.add_argument("--rounds", type=int, default=3, help="Spark ALS refits to time")
+    args = parser.parse_args()
+
+    with local_services(["kafka", "mongo", "spark"]) as home:
+        os.environ.update(DAGSTER_HOME=str(home / "dagster"), PODREC_CATALOG_SOURCES="sample",
+                          SPARK_LOCAL_IP="127.0.0.1", HF_HUB_OFFLINE="1")  # fmt: skip
+        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "dagster.yaml", Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml")
+        logs = home / "bench-logs"
+        logs.mkdir()
+        print(f"state and logs under {home}", flush=True)
+        bootstrap(args.users, logs / "bootstrap.log")
+
+        from dagster import DagsterInstance
+
+        from podrec_assets.resources import build_resources
+
+        resources = build_resources(resolved=True)
+        kafka, mongo = resources["kafka"], resources["mongo"]
+        port = _free_port()
+        process = start_dagster_dev(port, logs / "dagster-dev.log")
+        client = mongo.client()
+        try:
+            print(
+                f"dagster dev ready (webserver + sensor and run-queue daemons) in {wait_until_ready(port, process):.0f}s"
+            )
+            instance = DagsterInstance.get()
+            wait_for_quiet(instance)
+            db = mongo.db(client)
+            listeners = pick_listeners(db, args.listeners)
+            producer = kafka.producer(linger_ms=0)
+            since = time.time()
+            try:
+                states = measure(db, producer, kafka.topic, listeners, args.spacing, args.timeout)
+            finally:
+                producer.close(timeout=10)
+            print(f"{len(states)} listeners, one skip each, {args.spacing:g}s apart; polled every 0.2 s")
+            print_latency("(a) user_stats updated", [s["stats_s"] for s in states], args.timeout)
+            print_latency("(b) user_recommendations refreshed", [s["list_s"] for s in states], args.timeout)
+            refreshed = [s for s in states if s["list_s"] is not None]
+            print(f"  skipped episode still in the refreshed list: {sum(s['violation'] for s in refreshed)} "
+                  f"of {len(refreshed)}")  # fmt: skip
+            run_breakdown(instance, since, states)
+        finally:
+            client.close()
+            stop_dagster_dev(process)
+        try:
+            foldin_vs_retrain(args.rounds)
+        finally:
+            stop_spark_connect_session()
+
+
+if __name__ == "__main__":
+    main()
