@@ -447,10 +447,8 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, s
     from pyspark.sql import SparkSession
 
     from podrec_assets.models.als import AlsParams
-    from podrec_assets.models.movielens_eval import evaluate_movielens, report_lines
+    from podrec_assets.models.movielens_eval import RANDOM_PROTOCOL_PARAMS, evaluate_movielens, report_lines
     from podrec_assets.stack.local import LocalStack, ServiceError
-
-    from podrec_assets.models.movielens_eval import RANDOM_PROTOCOL_PARAMS
 
     overrides = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter}
     base = RANDOM_PROTOCOL_PARAMS.model_dump() if protocol == "random" else {}

@@ -8,6 +8,7 @@ import os
 import socket
 import tempfile
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,40 @@ def db(mongo):
     yield mongo.db(client)
     client.drop_database(mongo.database)
     client.close()
+
+
+# The serving graph shared by the serving tests: listening up to SERVING_END over SERVING_DAYS days.
+SERVING_END = datetime(2026, 4, 10, 22, tzinfo=UTC)
+SERVING_DAYS = 10
+COLD_EPISODE = "sample-007"  # kept out of every listener's history
+
+
+@pytest.fixture
+def graph(delta, resources):
+    """The sample catalog with its content assets, synthetic listening over it (never COLD_EPISODE), an ALS model
+    and a ranker: everything the lists are made from. Returns the instance that holds its check evaluations."""
+    from dagster import DagsterInstance, materialize
+
+    from podrec_assets.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
+    from podrec_assets.content.tables import EPISODES
+    from podrec_assets.engagement.assets import daily_engagement
+    from podrec_assets.lakehouse import read_table
+    from podrec_assets.models.assets import als_model, als_recommendations
+    from podrec_assets.models.checks import als_recommendations_checks
+    from podrec_assets.models.ranker_assets import ranker_model
+    from podrec_assets.producers.synthetic import catalog_from_documents, generate_events
+    from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
+
+    instance = DagsterInstance.ephemeral()
+    assert materialize([episodes], resources=resources, instance=instance).success
+    catalog = read_table(delta.table_uri(EPISODES)).to_pylist()
+    listened = catalog_from_documents([e for e in catalog if e["episode_id"] != COLD_EPISODE])
+    events = list(generate_events(users=100, days=SERVING_DAYS, sessions_per_user=10, catalog=listened, seed=3,
+                                  end=SERVING_END))  # fmt: skip
+    write_raw_events(delta, events)
+    tags = partition_range_tags((SERVING_END - timedelta(days=SERVING_DAYS)).date(), SERVING_END.date())
+    assert materialize([daily_engagement], tags=tags, resources=resources, instance=instance).success
+    upstream = [als_model, als_recommendations, *als_recommendations_checks, transcripts, transcript_embeddings,
+                episode_similarity, ranker_model]  # fmt: skip
+    assert materialize(upstream, resources=resources, instance=instance).success
+    return instance

@@ -3,24 +3,17 @@ the strategy the ranker's gate chose reach MongoDB with reasons that say what pr
 without history gets the cold-start list, nothing heard is recommended, and a failing blocking check keeps the
 previous set live."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import materialize
 from deltalake import write_deltalake
 
-from podrec_assets.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
 from podrec_assets.content.tables import EPISODES
-from podrec_assets.engagement.assets import daily_engagement
 from podrec_assets.engagement.daily import DAILY_ENGAGEMENT, DAILY_ENGAGEMENT_SCHEMA
 from podrec_assets.lakehouse import delta_version, read_table
-from podrec_assets.models.assets import als_model, als_recommendations
-from podrec_assets.models.checks import als_recommendations_checks
-from podrec_assets.models.ranker_assets import ranker_model
-from podrec_assets.serving.policy import serving_policy
-from podrec_assets.producers.synthetic import catalog_from_documents, generate_events
 from podrec_assets.resources import CatalogResource
 from podrec_assets.serving import assets as serving_assets
 from podrec_assets.serving.checks import final_recommendations_checks
@@ -31,11 +24,11 @@ from podrec_assets.serving.lookup import (
     als_top_n_for,
     recommendations_for,
 )
-from podrec_assets_tests.helpers import check_outcomes, partition_range_tags, write_raw_events
+from podrec_assets.serving.policy import serving_policy
+from podrec_assets_tests.conftest import SERVING_END
+from podrec_assets_tests.helpers import check_outcomes
 
-END = datetime(2026, 4, 10, 22, tzinfo=UTC)
-DAYS = 10
-COLD_EPISODE = "sample-007"  # kept out of every listener's history
+END = SERVING_END
 
 SERVING = [
     serving_assets.final_recommendations,
@@ -48,25 +41,6 @@ SERVING = [
 def resources(delta, mongo, pyspark_resource, models):
     return {"delta": delta, "mongo": mongo, "pyspark": pyspark_resource, "models": models,
             "catalog": CatalogResource(sources="sample")}  # fmt: skip
-
-
-@pytest.fixture
-def graph(delta, resources):
-    """The sample catalog with its content assets, synthetic listening over it (never COLD_EPISODE), a model."""
-    instance = DagsterInstance.ephemeral()
-    assert materialize([episodes], resources=resources, instance=instance).success
-    catalog = read_table(delta.table_uri(EPISODES)).to_pylist()
-    listened = catalog_from_documents([e for e in catalog if e["episode_id"] != COLD_EPISODE])
-    events = list(
-        generate_events(users=100, days=DAYS, sessions_per_user=10, catalog=listened, seed=3, end=END)
-    )
-    write_raw_events(delta, events)
-    tags = partition_range_tags((END - timedelta(days=DAYS)).date(), END.date())
-    assert materialize([daily_engagement], tags=tags, resources=resources, instance=instance).success
-    upstream = [als_model, als_recommendations, *als_recommendations_checks, transcripts, transcript_embeddings,
-                episode_similarity, ranker_model]  # fmt: skip
-    assert materialize(upstream, resources=resources, instance=instance).success
-    return instance
 
 
 def test_recommendations_reach_mongodb_with_reasons_and_respect_history(delta, mongo, resources, graph):

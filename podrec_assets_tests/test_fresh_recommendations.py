@@ -17,8 +17,9 @@ from podrec_assets.serving.lookup import COLD_START_USER, USER_RECOMMENDATIONS, 
 from podrec_assets.serving.realtime import STREAM, write_newer
 from podrec_assets.stats.assets import user_stats
 from podrec_assets.stats.store import CURSORS, USER_STATS
+from podrec_assets_tests.conftest import SERVING_END as END
 from podrec_assets_tests.helpers import produce
-from podrec_assets_tests.test_final_recommendations import END, SERVING, graph  # noqa: F401 (fixture)
+from podrec_assets_tests.test_final_recommendations import SERVING
 
 INGESTION_RUN = [user_event_tables, user_stats, serving_assets.fresh_recommendations]
 
@@ -36,11 +37,11 @@ def event(user: str, episode: str, kind: str, minutes: int, **fields) -> dict:
 
 def test_new_events_refresh_the_listener_and_never_recommend_what_they_touched(
     graph, resources, kafka, mongo
-):  # noqa: F811
+):
     assert materialize(SERVING, resources=resources, instance=graph).success
     client = mongo.client()
     db = mongo.db(client)
-    listener = sorted(d["_id"] for d in db[USER_RECOMMENDATIONS].find({"_id": {"$ne": COLD_START_USER}}))[0]
+    listener = min(d["_id"] for d in db[USER_RECOMMENDATIONS].find({"_id": {"$ne": COLD_START_USER}}))
     before = db[USER_RECOMMENDATIONS].find_one({"_id": listener})
     top = before["episode_ids"][0]  # what they are about to be recommended: they skip it instead
     catalog = (

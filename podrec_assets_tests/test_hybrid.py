@@ -9,10 +9,10 @@ from scipy import sparse
 
 from podrec_assets.models.als import Factors
 from podrec_assets.models.ranking import pair_matrix
-from podrec_assets.serving.hybrid import HybridInputs, choose_anchors, hybrid_top_n, similarity_matrix
 from podrec_assets.models.recommend import AlsModel
 from podrec_assets.ranking.history import pairs_from_daily
 from podrec_assets.ranking.strategies import StrategyConfig
+from podrec_assets.serving.hybrid import HybridInputs, choose_anchors, hybrid_top_n, similarity_matrix
 from podrec_assets.serving.lookup import COLD_START_USER
 from podrec_assets.serving.policy import Policy
 from podrec_assets.serving.recommendations import ListsConfig, build_context, cold_start_rows, list_rows
