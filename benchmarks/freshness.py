@@ -125,15 +125,24 @@ def stop_dagster_dev(process: subprocess.Popen) -> None:
         pass
 
 
-def wait_for_quiet(instance, timeout: float = 180) -> None:
-    """Let the runs that the daemon starts on its own at start-up (automation) finish before measuring."""
+def wait_for_quiet(instance, quiet: float = 30, timeout: float = 600) -> None:
+    """Wait until no run has been in progress for `quiet` s: what the sensors and the automation start on their own
+    when the daemon first looks at the bootstrapped instance is not what is measured (it is printed, though)."""
+    from collections import Counter
+
     from dagster import RunsFilter
     from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-    time.sleep(15)
-    deadline = time.time() + timeout
-    while time.time() < deadline and instance.get_runs(RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES))):
+    started = last_busy = time.time()
+    while time.time() - last_busy < quiet and time.time() - started < timeout:
+        if instance.get_runs(RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1):
+            last_busy = time.time()
         time.sleep(2)
+    jobs = Counter(
+        r.job_name for r in instance.get_runs(RunsFilter(created_after=datetime.fromtimestamp(started, UTC)))
+    )
+    print(f"settled in {time.time() - started:.0f}s; runs the daemon started on its own meanwhile: "
+          f"{dict(jobs) or 'none'}", flush=True)  # fmt: skip
 
 
 def pick_listeners(db, n: int) -> list[str]:
@@ -205,69 +214,62 @@ def created_at(record) -> float:
     return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
+def run_phases(instance, record) -> dict[str, float]:
+    """Seconds of each phase of one run, in order: queued, process start, then each step (checks together)."""
+    from dagster import DagsterEventType as T
+
+    events = instance.all_logs(
+        record.dagster_run.run_id, of_type={T.RUN_STARTING, T.STEP_START, T.STEP_SUCCESS}
+    )
+    starting = next(
+        (e.timestamp for e in events if e.dagster_event.event_type == T.RUN_STARTING), record.start_time
+    )
+    phases = {"queued (created -> STARTING)": starting - created_at(record),
+              "process start (STARTING -> START)": record.start_time - starting}  # fmt: skip
+    at = record.start_time
+    for e in sorted(events, key=lambda e: e.timestamp):
+        if e.dagster_event.event_type == T.STEP_SUCCESS:
+            name = "checks" if "raw_user_events_" in e.step_key else e.step_key
+            phases[name] = phases.get(name, 0.0) + e.timestamp - at
+            at = e.timestamp
+    phases["to run end"] = record.end_time - at
+    return phases
+
+
 def run_breakdown(instance, since: float, states: list[dict]) -> None:
     """The ingestion runs launched during the measurement, and where each listener's time went."""
-    from dagster import DagsterEventType, RunsFilter
+    from dagster import RunsFilter
 
-    records = [r for r in instance.get_run_records(RunsFilter(job_name=INGEST_JOB))
-               if created_at(r) >= since]  # fmt: skip
-    others = [r for r in instance.get_run_records(RunsFilter(created_after=datetime.fromtimestamp(since, UTC)))
-              if r.dagster_run.job_name != INGEST_JOB]  # fmt: skip
-    done = [r for r in records if r.start_time and r.end_time]
-    print(f"{INGEST_JOB} runs launched by the daemon during the measurement: {len(records)} "
-          f"({sum(r.dagster_run.status.value == 'SUCCESS' for r in records)} succeeded); other runs: {len(others)} "
-          f"({', '.join(sorted({r.dagster_run.job_name for r in others})) or 'none'})")  # fmt: skip
+    records = instance.get_run_records(RunsFilter(created_after=datetime.fromtimestamp(since, UTC)))
+    ingest = [r for r in records if r.dagster_run.job_name == INGEST_JOB]
+    others = sorted(f"{r.dagster_run.job_name}" for r in records if r.dagster_run.job_name != INGEST_JOB)
+    done = [r for r in ingest if r.start_time and r.end_time]
+    print(f"{INGEST_JOB} runs launched by the daemon during the measurement: {len(ingest)} ({len(done)} finished); "
+          f"other runs: {len(others)} ({', '.join(sorted(set(others))) or 'none'})")  # fmt: skip
     if not done:
         return
-    print(f"  median run duration (start -> end) {statistics.median(r.end_time - r.start_time for r in done):.1f}s, "
-          f"queue + launch (created -> started) {statistics.median(r.start_time - created_at(r) for r in done):.1f}s")  # fmt: skip
+    print(f"  median run duration (start -> end) {statistics.median(r.end_time - r.start_time for r in done):.1f}s; "
+          f"created -> started {statistics.median(r.start_time - created_at(r) for r in done):.1f}s")  # fmt: skip
     phases: dict[str, list[float]] = {}
     for r in done:
-        steps = instance.all_logs(
-            r.dagster_run.run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
-        )
-        starts = {
-            e.step_key: e.timestamp
-            for e in steps
-            if e.dagster_event.event_type == DagsterEventType.STEP_START
-        }
-        ends = {
-            e.step_key: e.timestamp
-            for e in steps
-            if e.dagster_event.event_type == DagsterEventType.STEP_SUCCESS
-        }
-        if starts:
-            phases.setdefault("run start -> first step", []).append(min(starts.values()) - r.start_time)
-            phases.setdefault("last step -> run end", []).append(
-                r.end_time - max(ends.values(), default=r.end_time)
-            )
-        for key in starts.keys() & ends.keys():
-            phases.setdefault(f"step {key}", []).append(ends[key] - starts[key])
+        for name, seconds in run_phases(instance, r).items():
+            phases.setdefault(name, []).append(seconds)
     print("  per run, median: " + ", ".join(f"{k} {statistics.median(v):.1f}s" for k, v in phases.items()))
-    parts: dict[str, list[float]] = {
-        "sensor wait (send -> run created)": [],
-        "queue + launch": [],
-        "in run": [],
-    }
+    parts: dict[str, list[float]] = {"send -> run created (sensor)": [], "-> run started": [], "-> seen": []}
     for s in states:
         if s["stats_s"] is None:
             continue
         seen = s["sent"] + s["stats_s"]
-        run = max(
-            (r for r in done if r.start_time <= seen <= r.end_time + 0.5),
-            key=lambda r: r.start_time,
-            default=None,
-        )
-        if run is None:
+        covering = [r for r in done if r.start_time <= seen <= r.end_time + 0.5]
+        if not covering:
             continue
-        created = max(created_at(run), s["sent"])
-        parts["sensor wait (send -> run created)"].append(created - s["sent"])
-        parts["queue + launch"].append(max(run.start_time, created) - created)
-        parts["in run"].append(seen - max(run.start_time, created))
-    print(
-        "  a listener's stats latency, median parts: "
-        + ", ".join(f"{k} {statistics.median(v):.1f}s" for k, v in parts.items() if v)
-    )
+        run = max(covering, key=lambda r: r.start_time)
+        created = max(created_at(run), s["sent"])  # a run created before the send can still read the event
+        started = max(run.start_time, created)
+        for name, value in zip(parts, (created - s["sent"], started - created, seen - started), strict=True):
+            parts[name].append(value)
+    print("  a listener's user_stats latency, median parts: "
+          + ", ".join(f"{k} {statistics.median(v):.1f}s" for k, v in parts.items() if v))  # fmt: skip
 
 
 def foldin_vs_retrain(rounds: int) -> None:

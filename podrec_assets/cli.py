@@ -353,6 +353,14 @@ def _summarize_models(delta) -> None:
                f"gate: {newest['gate']['verdict']}")  # fmt: skip
     for model, metrics in evaluation["metrics"].items():
         click.echo(f"  {model:<11} " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    from podrec_assets.serving.policy import serving_policy
+
+    rankers = _resources()["models"].registry("ranker")
+    if rankers.versions():
+        gate = rankers.manifest(rankers.versions()[-1])["gate"]
+        click.echo(f"newest ranker {rankers.versions()[-1]}: {gate['verdict']}")
+    policy = serving_policy(_resources()["models"].root)
+    click.echo(f"serving strategy: {policy.strategy} ({policy.why})")
 
 
 @main.command("event-days")
@@ -378,27 +386,44 @@ def event_days() -> None:
 # -- models --------------------------------------------------------------------------------------------------------
 @main.group()
 def models() -> None:
-    """Versioned ALS models: list them, promote one (also how to roll back)."""
+    """Versioned ALS models and rankers: list them, promote one (also how to roll back)."""
 
 
 @models.command("list")
 def models_list() -> None:
+    """ALS versions and ranker versions (* = current), their held-out nDCG@10 and gate, and what serves."""
+    from podrec_assets.serving.policy import serving_policy
+
     registry = _resources()["models"].registry("als")
     current = registry.current()
+    click.echo("als:")
     for version in registry.versions():
         manifest = registry.manifest(version)
         ndcg = {m: v.get("ndcg@10") for m, v in manifest["evaluation"]["metrics"].items()}
         mark = "*" if version == current else " "
         click.echo(f"{mark} {version}  nDCG@10 als {ndcg.get('als')} popularity {ndcg.get('popularity')}  "
                    f"gate {'passed' if manifest['gate']['passed'] else 'failed'}")  # fmt: skip
+    rankers = _resources()["models"].registry("ranker")
+    click.echo("ranker:")
+    for version in rankers.versions():
+        manifest = rankers.manifest(version)
+        ndcg = {m: v.get("ndcg@10") for m, v in manifest["gate"]["metrics"].items()}
+        mark = "*" if version == rankers.current() else " "
+        click.echo(f"{mark} {version}  on als {manifest['als_version']}  nDCG@10 ranker {ndcg.get('ranker')} "
+                   f"als {ndcg.get('als')} hybrid {ndcg.get('hybrid')}  gate "
+                   f"{'passed' if manifest['gate']['passed'] else 'failed'}")  # fmt: skip
+    policy = serving_policy(_resources()["models"].root)
+    click.echo(f"serving: {policy.strategy} ({policy.why})")
 
 
 @models.command("promote")
 @click.argument("version")
 @click.option("--reason", default="promoted by hand", show_default=True)
-def models_promote(version: str, reason: str) -> None:
-    """Make VERSION the current model (rollback = promote an earlier version); rerun als_recommendations after."""
-    registry = _resources()["models"].registry("als")
+@click.option("--kind", type=click.Choice(["als", "ranker"]), default="als", show_default=True)
+def models_promote(version: str, reason: str, kind: str) -> None:
+    """Make VERSION the current model of its kind (rollback = promote an earlier version); then rerun
+    final_recommendations and published_recommendations (and als_recommendations for ALS)."""
+    registry = _resources()["models"].registry(kind)
     try:
         registry.promote(version, reason)
     except ValueError as error:

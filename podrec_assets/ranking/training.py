@@ -20,7 +20,7 @@ refitted), and its scores are calibrated on the out-of-fold predictions.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,21 @@ from podrec_assets.ranking.ranker import Ranker, RankerParams
 from podrec_assets.ranking.strategies import Lists, StrategyConfig, lists_for
 
 FALLBACKS = ("als", "hybrid")  # what serves when the ranker does not beat them
+NO_RERANK = "ranker without re-rank"
+
+
+def show_diversity(lists: list[list[int]], show_codes: np.ndarray, k: int) -> dict[str, float]:
+    """Mean over lists of the most episodes one show has in the first k, and of the distinct shows there."""
+    most, distinct = [], []
+    for found in lists:
+        codes = [int(show_codes[i]) for i in found[:k] if show_codes[i] >= 0]
+        counts = np.bincount(codes) if codes else np.zeros(1, int)
+        most.append(int(counts.max()))
+        distinct.append(int((counts > 0).sum()))
+    return {
+        f"max_per_show@{k}": round(float(np.mean(most)), 4) if most else 0.0,
+        f"shows@{k}": round(float(np.mean(distinct)), 4) if distinct else 0.0,
+    }
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,7 @@ def train_and_gate(
 
     k = config.k
     lists: dict[str, list[list[int]]] = {name: [] for name in ("ranker", *FALLBACKS, "content", "popularity")}
+    lists[NO_RERANK] = []  # the same ranker without the re-rank rule: what the rule costs or buys
     truth: list[set[int]] = []
     kinds: list[str] = []
     margins, margin_labels = [], []
@@ -195,7 +211,11 @@ def train_and_gate(
             if len(users) == 0:
                 continue
             for name in lists:
-                lists[name] += lists_of(name, query, users, strategy, evaluated).as_lists()
+                if name == NO_RERANK:
+                    plain = replace(strategy, per_show=0)
+                    lists[name] += lists_of("ranker", query, users, plain, evaluated).as_lists()
+                else:
+                    lists[name] += lists_of(name, query, users, strategy, evaluated).as_lists()
             truth += [query.snapshot.truth[int(u)] for u in users]
             kinds += [query.snapshot.kind] * len(users)
             rows = query.rows_of(users)
@@ -203,10 +223,12 @@ def train_and_gate(
             margin_labels.append(query.labels[rows])
     if not truth:
         raise ValueError("no listener has a positive among their candidates: nothing to learn from")
+    shows = sets[0].snapshot.catalog.show_codes
     metrics = {
         name: {
             **ranking_metrics(found, truth, k),
             f"coverage@{k}": coverage(found, len(sets[0].snapshot.catalog), k),
+            **show_diversity(found, shows, k),
         }
         for name, found in lists.items()
     }
