@@ -483,12 +483,12 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, s
                         log=lambda m: click.echo(m))  # fmt: skip
     except ServiceError as error:
         _fail(str(error))
-    if protocol == "temporal":
+    if protocol in ("temporal", "per-listener"):
         from podrec_assets.evaluation.temporal import evaluate_temporal
 
         als = {k: v for k, v in params.model_dump().items() if k in overrides and overrides[k] is not None}
         run_config = {"als_model": {"als_model": {"config": {"params": als}}}} if als else None
-        report = evaluate_temporal(split, workdir, longtail, log=click.echo, run_config=run_config)
+        report = evaluate_temporal(split, protocol, workdir, longtail, log=click.echo, run_config=run_config)
         for line in report.lines():
             click.echo(line)
         return

@@ -18,7 +18,7 @@ from podrec_assets.ranking.candidates import FEATURES, RecallConfig, recall
 from podrec_assets.ranking.catalog import align_model, build_catalog
 from podrec_assets.ranking.history import pairs_from_daily, pairs_from_events
 from podrec_assets.ranking.listeners import build_listeners
-from podrec_assets.ranking.metrics import coverage, ranking_metrics
+from podrec_assets.ranking.metrics import coverage, ndcg_per_query, paired_bootstrap, ranking_metrics
 from podrec_assets.ranking.ranker import RankerParams
 from podrec_assets.ranking.rerank import limit_per_show
 from podrec_assets.ranking.strategies import StrategyConfig
@@ -137,6 +137,10 @@ def test_metrics_by_hand():
     assert m["recall@3"] == pytest.approx(0.5 / 2, abs=1e-6)
     assert m["map@3"] == pytest.approx((0.5 / 2) / 2, abs=1e-6)
     assert coverage(lists, 20, k=3) == 5 / 20
+    per_query = ndcg_per_query(lists, truth, k=3)
+    assert per_query.mean() == pytest.approx(m["ndcg@3"], abs=1e-6)
+    ci = paired_bootstrap(per_query, np.zeros(2))
+    assert ci["difference_low"] <= m["ndcg@3"] <= ci["difference_high"]
 
 
 def test_the_gate_refuses_a_ranker_trained_on_shuffled_labels(world):

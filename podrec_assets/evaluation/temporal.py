@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from podrec_assets.ranking.metrics import coverage, ranking_metrics
+from podrec_assets.ranking.metrics import coverage, ndcg_per_query, paired_bootstrap, ranking_metrics
 
 K = 10
 QUANTILE = 0.8
@@ -45,6 +45,46 @@ class TemporalSplit:
     name: str  # test | validation
     cut: datetime  # the graph sees events before it
     end: datetime  # the truth: positives in [cut, end)
+    protocol: str = "temporal"
+
+    def past(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["ts"] < self.cut]
+
+    def future(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[(frame["ts"] >= self.cut) & (frame["ts"] < self.end)]
+
+    def describe(self) -> str:
+        return f"the graph saw events before {self.cut:%Y-%m-%d %H:%M} UTC; truth until {self.end:%Y-%m-%d}"
+
+
+@dataclass(frozen=True)
+class ListenerSplit(TemporalSplit):
+    """The steering team's protocol (issue 11): each listener's newest 20% of ratings (listeners with at least 5)
+    hidden; the graph sees the rest, whenever it happened. It rewards what each listener does next, not the
+    future of the whole service, so it is reported beside the temporal protocol, never instead of it."""
+
+    hidden: frozenset = frozenset()  # row positions hidden from the graph
+
+    def past(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[~frame.index.isin(self.hidden)]
+
+    def future(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame.index.isin(self.hidden)]
+
+    def describe(self) -> str:
+        return (
+            "each listener's newest 20% of ratings (listeners with ≥ 5) hidden from the graph; truth = those"
+        )
+
+
+def listener_split(frame: pd.DataFrame, fraction: float = 0.2, minimum: int = 5) -> ListenerSplit:
+    ordered = frame.sort_values(["user_id", "ts", "episode_id"], kind="stable")
+    by_user = ordered.groupby("user_id")
+    newest = by_user.cumcount(ascending=False)
+    size = by_user["user_id"].transform("size")
+    hidden = ordered.index[(size >= minimum) & (newest < np.maximum(1, np.floor(size * fraction)))]
+    end = (frame["ts"].max() + pd.Timedelta(1, "s")).to_pydatetime()
+    return ListenerSplit("test", end, end, "per-listener", frozenset(hidden.tolist()))
 
 
 def movielens_frame(shift_days: int | None = None) -> tuple[pd.DataFrame, int]:
@@ -199,8 +239,9 @@ def run_graph(
 def truth_after(frame: pd.DataFrame, split: TemporalSplit) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """(listeners with history before the cut → their positives in [cut, end) not heard before,
     new listeners → their positives), positives by the project's own weights (a rating above 3)."""
-    past = frame[frame["ts"] < split.cut]
-    future = frame[(frame["ts"] >= split.cut) & (frame["ts"] < split.end) & (frame["rating"] > 3)]
+    past = split.past(frame)
+    future = split.future(frame)
+    future = future[future["rating"] > 3]
     heard = set(zip(past["user_id"], past["episode_id"], strict=True))
     known = set(past["user_id"])
     returning: dict[str, set[str]] = {}
@@ -216,6 +257,7 @@ def truth_after(frame: pd.DataFrame, split: TemporalSplit) -> tuple[dict[str, se
 
 @dataclass
 class TemporalReport:
+    intervals: dict[str, dict[str, float]]  # baseline → 95% bootstrap intervals of the final list against it
     split: TemporalSplit
     listeners: int
     new_listeners: int
@@ -231,8 +273,8 @@ class TemporalReport:
         popularity = self.rows[POPULARITY][f"ndcg@{K}"] or float("nan")
         out = [
             (
-                f"MovieLens-100k, temporal protocol ({self.split.name}): the graph saw events before "
-                f"{self.split.cut:%Y-%m-%d %H:%M} UTC; truth = positives (rating > 3) until {self.split.end:%Y-%m-%d}"
+                f"MovieLens-100k, {self.split.protocol} protocol ({self.split.name}): {self.split.describe()}; "
+                "truth = positives (rating > 3)"
             ),
             (
                 f"{self.listeners} listeners with history scored, catalog {self.catalog} episodes; served strategy: "
@@ -249,6 +291,12 @@ class TemporalReport:
             f"new listeners (no history before the cut, cold-start list): {self.new_listeners}, "
             f"nDCG@10 {self.new_listener_rows.get(f'ndcg@{K}', 0):.4f}"
         )
+        for name, ci in self.intervals.items():
+            out.append(
+                f"final list vs {name}: nDCG@10 difference 95% CI [{ci['difference_low']:+.4f}, "
+                f"{ci['difference_high']:+.4f}], ratio [{ci['ratio_low']:.2f}, {ci['ratio_high']:.2f}] "
+                "(paired bootstrap over listeners)"
+            )
         out.append("seconds per stage: " + ", ".join(f"{k} {v}" for k, v in self.seconds.items()))
         return out
 
@@ -269,7 +317,7 @@ def score_workspace(
     resources = workspace.resources
     delta, models, mongo = resources["delta"], resources["models"], resources["mongo"]
     raw_version = delta_version(delta.table_uri(RAW_USER_EVENTS), delta.storage_options())
-    ctx, everyone = serving_context(delta, models, 20, split.cut, raw_version)
+    ctx, everyone = serving_context(delta, models, 20, min(split.cut, datetime.now(UTC)), raw_version)
     catalog_ids = np.asarray(ctx.catalog.ids, dtype=object)
 
     client = mongo.client()
@@ -325,12 +373,19 @@ def score_workspace(
         name: {**ranking_metrics(found, truth, K), f"coverage@{K}": coverage(found, len(ctx.catalog), K)}
         for name, found in lists.items()
     }
+    final = next(name for name in lists if name.startswith("final list"))
+    served_ndcg = ndcg_per_query(lists[final], truth, K)
+    intervals = {
+        name: paired_bootstrap(served_ndcg, ndcg_per_query(lists[name], truth, K))
+        for name in (POPULARITY, "popularity of the last 7 days", "ALS alone (MongoDB als_top_n)", "hybrid")
+    }
     new_users = sorted(new)
     new_rows = ranking_metrics([cold for _ in new_users], [new[u] for u in new_users], K)
     ranker_gate = {}
     if ctx.policy.ranker_version:
         ranker_gate = models.registry("ranker").manifest(ctx.policy.ranker_version)["gate"]
     return TemporalReport(
+        intervals,
         split,
         len(users),
         len(new_users),
@@ -346,17 +401,18 @@ def score_workspace(
 
 def evaluate_temporal(
     split_name: str = "test",
+    protocol: str = "temporal",
     workdir: Path | None = None,
     longtail: int = 3000,
     log: Callable[[str], None] = print,
     run_config: dict | None = None,
 ) -> TemporalReport:
     frame, shift = movielens_frame()
-    split = temporal_split(frame, split_name)
+    split = listener_split(frame) if protocol == "per-listener" else temporal_split(frame, split_name)
     workspace = make_workspace(workdir, longtail)
-    past = frame[frame["ts"] < split.cut]
+    past = split.past(frame).sort_values(["ts", "user_id", "episode_id"], kind="stable")
     log(
-        f"{split.name}: {len(past)} of {len(frame)} ratings before {split.cut:%Y-%m-%d %H:%M} UTC "
+        f"{split.protocol} {split.name}: {len(past)} of {len(frame)} ratings go through the graph "
         f"(MovieLens times + {shift} days) → workspace {workspace.root}"
     )
     instance, seconds = run_graph(workspace, past, log, run_config)
@@ -364,10 +420,12 @@ def evaluate_temporal(
     (workspace.root / "report.json").write_text(
         json.dumps(
             {
+                "protocol": split.protocol,
                 "split": split.name,
                 "cut": split.cut.isoformat(),
                 "end": split.end.isoformat(),
                 "rows": report.rows,
+                "intervals": report.intervals,
                 "listeners": report.listeners,
                 "strategy": report.strategy,
                 "why": report.why,
