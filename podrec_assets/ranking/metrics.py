@@ -18,6 +18,42 @@ import numpy as np
 METRIC_NAMES = ("precision", "recall", "ndcg", "map")
 
 
+def ndcg_per_query(lists: Sequence[Sequence], truth: Sequence[set | Sequence], k: int = 10) -> np.ndarray:
+    """nDCG@k of each query (the mean of these is ranking_metrics' ndcg@k); queries with no relevant item: NaN."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    out = np.full(len(truth), np.nan)
+    for q, (predicted, relevant) in enumerate(zip(lists, truth, strict=True)):
+        relevant = set(relevant)
+        if relevant:
+            hits = np.asarray([item in relevant for item in list(predicted)[:k]], dtype=float)
+            out[q] = (hits * discounts[: len(hits)]).sum() / discounts[: min(k, len(relevant))].sum()
+    return out
+
+
+def paired_bootstrap(
+    ours: np.ndarray, theirs: np.ndarray, resamples: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """95% intervals of mean(ours) − mean(theirs) and mean(ours) ÷ mean(theirs) over queries resampled with
+    replacement (the same queries for both: a paired comparison)."""
+    keep = ~(np.isnan(ours) | np.isnan(theirs))
+    ours, theirs = ours[keep], theirs[keep]
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(ours), size=(resamples, len(ours)))
+    a, b = ours[picks].mean(axis=1), theirs[picks].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = a / b
+    low, high = np.percentile(a - b, [2.5, 97.5])
+    ratio_low, ratio_high = (
+        np.nanpercentile(ratio, [2.5, 97.5]) if np.isfinite(ratio).any() else (np.nan, np.nan)
+    )
+    return {
+        "difference_low": round(float(low), 4),
+        "difference_high": round(float(high), 4),
+        "ratio_low": round(float(ratio_low), 3),
+        "ratio_high": round(float(ratio_high), 3),
+    }
+
+
 def ranking_metrics(
     lists: Sequence[Sequence], truth: Sequence[set | Sequence], k: int = 10
 ) -> dict[str, float]:
