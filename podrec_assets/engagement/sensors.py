@@ -15,6 +15,7 @@ from dagster import (
 )
 
 from podrec_assets.engagement.assets import DAILY_PARTITIONS, daily_engagement
+from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.ingestion.tables import RAW_USER_EVENTS
 
 daily_engagement_job = define_asset_job("daily_engagement_job", selection=[daily_engagement])
@@ -52,11 +53,24 @@ def late_events_sensor(context: SensorEvaluationContext):
     )
     if not result.records:
         return SkipReason("no new ingestion since the last tick")
-    touched = {day for record in result.records for day in event_dates(record)}
+    last_touched: dict[str, int] = {}  # day → the newest ingestion that added events to it
+    for record in result.records:
+        for day in event_dates(record):
+            last_touched[day] = record.storage_id
     last_storage_id = result.records[-1].storage_id
     closed = set(DAILY_PARTITIONS.get_partition_keys())  # today is not a partition until it closes
-    # The run key names the ingestion it answers: the same ingestion never triggers the same day twice.
-    requests = [
-        RunRequest(run_key=f"{day}@{last_storage_id}", partition_key=day) for day in sorted(touched & closed)
+    stale = [
+        day for day in sorted(set(last_touched) & closed) if not _built_after(context, day, last_touched[day])
     ]
+    # The run key names the ingestion it answers: the same ingestion never triggers the same day twice.
+    requests = [RunRequest(run_key=f"{day}@{last_storage_id}", partition_key=day) for day in stale]
     return SensorResult(run_requests=requests, cursor=str(last_storage_id))
+
+
+def _built_after(context: SensorEvaluationContext, day: str, ingestion_storage_id: int) -> bool:
+    """Whether daily_engagement's partition `day` was materialized after that ingestion (a backfill, the nightly
+    schedule, `make demo`): then it already holds the day's late events and needs no rerun."""
+    latest = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(DAILY_ENGAGEMENT), asset_partitions=[day]), limit=1
+    ).records
+    return bool(latest) and latest[0].storage_id > ingestion_storage_id
