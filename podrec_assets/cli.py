@@ -435,11 +435,12 @@ def models_promote(version: str, reason: str, kind: str) -> None:
 @click.option("--dataset", type=click.Choice(["movielens-100k"]), required=True)
 @click.option(
     "--protocol",
-    type=click.Choice(["random", "temporal"]),
+    type=click.Choice(["random", "temporal", "per-listener"]),
     default="random",
     show_default=True,
     help="random: recommenders' stratified split of the ratings (model code only); temporal: one global "
-    "cut-off time, the past through the real assets, what MongoDB serves judged on the future",
+    "cut-off time, the past through the real assets, what MongoDB serves judged on the future; per-listener: "
+    "each listener's newest 20% hidden, the rest through the real assets",
 )
 @click.option(
     "--workdir",
@@ -454,8 +455,9 @@ def models_promote(version: str, reason: str, kind: str) -> None:
     show_default=True,
     help="temporal: synthetic long-tail episodes nobody has heard, added to the catalog",
 )
-@click.option("--split", type=click.Choice(["test", "validation"]), default="test", show_default=True,
-              help="validation = a split of the training part (what tuning may look at)")  # fmt: skip
+@click.option("--split", type=click.Choice(["test", "validation", "validation-2", "validation-3"]), default="test",
+              show_default=True, help="validation splits lie inside the training part (all tuning may look at); "
+              "temporal: -2 and -3 step the cut further back (rolling origin)")  # fmt: skip
 @click.option("--rank", type=int, default=None)
 @click.option("--reg-param", type=float, default=None)
 @click.option("--alpha", type=float, default=None)

@@ -108,18 +108,22 @@ def movielens_frame(shift_days: int | None = None) -> tuple[pd.DataFrame, int]:
     ), shift_days
 
 
+VALIDATION_SPLITS = ("validation", "validation-2", "validation-3")
+
+
 def temporal_split(frame: pd.DataFrame, name: str) -> TemporalSplit:
-    test_cut = frame["ts"].quantile(QUANTILE)
+    """`test`: the cut leaves 80% of the ratings before it. Each validation split steps one cut back inside the past
+    of the one before (rolling origin): `validation` judges [its cut, the test cut), `validation-2` the period before
+    that, and so on; tuning may look at any of them, never at the test."""
+    end = frame["ts"].max() + pd.Timedelta(1, "s")
+    cut = frame["ts"].quantile(QUANTILE)
     if name == "test":
-        return TemporalSplit(
-            "test", test_cut.to_pydatetime(), (frame["ts"].max() + pd.Timedelta(1, "s")).to_pydatetime()
-        )
-    if name == "validation":
-        past = frame[frame["ts"] < test_cut]
-        return TemporalSplit(
-            "validation", past["ts"].quantile(QUANTILE).to_pydatetime(), test_cut.to_pydatetime()
-        )
-    raise ValueError(f"unknown split {name!r}")
+        return TemporalSplit("test", cut.to_pydatetime(), end.to_pydatetime())
+    if name not in VALIDATION_SPLITS:
+        raise ValueError(f"unknown split {name!r}; test or one of {VALIDATION_SPLITS}")
+    for _ in range(VALIDATION_SPLITS.index(name) + 1):
+        end, cut = cut, frame.loc[frame["ts"] < cut, "ts"].quantile(QUANTILE)
+    return TemporalSplit(name, cut.to_pydatetime(), end.to_pydatetime())
 
 
 def replay_messages(frame: pd.DataFrame) -> list[tuple[bytes, bytes]]:
