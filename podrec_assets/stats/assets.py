@@ -38,7 +38,11 @@ STATS_DEPS = [AssetKey(RAW_USER_EVENTS), AssetKey(EPISODES)]
 FOLLOWS_INGESTION = AutomationCondition.eager().ignore(AssetSelection.assets(EPISODES))
 # 7- and 30-day windows move slowly and each run re-reads 60 days of events: every 10 minutes at most, if there
 # were new events, rather than after every ingestion (which comes every few seconds under load).
-EVERY_TEN_MINUTES_IF_NEW = AutomationCondition.on_cron("*/10 * * * *").ignore(AssetSelection.assets(EPISODES))
+EVERY_TEN_MINUTES_IF_NEW = (
+    AutomationCondition.cron_tick_passed("*/10 * * * *").since_last_handled()
+    & AutomationCondition.any_deps_updated().ignore(AssetSelection.assets(EPISODES)).since_last_handled()
+    & ~AutomationCondition.in_progress()
+).with_label("every 10 minutes, if events arrived")
 
 
 @multi_asset(
