@@ -63,10 +63,11 @@ class ListenerSplit(TemporalSplit):
     hidden; the graph sees the rest, whenever it happened. It rewards what each listener does next, not the
     future of the whole service, so it is reported beside the temporal protocol, never instead of it."""
 
-    hidden: frozenset = frozenset()  # row positions hidden from the graph
+    hidden: frozenset = frozenset()  # row positions hidden from the graph: the truth
+    dropped: frozenset = frozenset()  # row positions neither seen nor judged (validation: the test's truth)
 
     def past(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[~frame.index.isin(self.hidden)]
+        return frame[~frame.index.isin(self.hidden | self.dropped)]
 
     def future(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[frame.index.isin(self.hidden)]
@@ -77,7 +78,17 @@ class ListenerSplit(TemporalSplit):
         )
 
 
-def listener_split(frame: pd.DataFrame, fraction: float = 0.2, minimum: int = 5) -> ListenerSplit:
+def listener_split(
+    frame: pd.DataFrame, name: str = "test", fraction: float = 0.2, minimum: int = 5
+) -> ListenerSplit:
+    """`test`: each listener's newest 20% hidden. `validation`: the same rule again inside what the test leaves
+    (the newest 20% of the remaining 80%), the rest of the test's hidden part dropped: what tuning may look at."""
+    if name == "validation":
+        test = listener_split(frame, "test", fraction, minimum)
+        inner = listener_split(frame.drop(index=list(test.hidden)), "test", fraction, minimum)
+        # the validation graph must not see the test's hidden ratings either: they are dropped from its past
+        return ListenerSplit("validation", inner.cut, inner.end, "per-listener", frozenset(inner.hidden),
+                             frozenset(test.hidden))  # fmt: skip
     ordered = frame.sort_values(["user_id", "ts", "episode_id"], kind="stable")
     by_user = ordered.groupby("user_id")
     newest = by_user.cumcount(ascending=False)
@@ -412,7 +423,9 @@ def evaluate_temporal(
     run_config: dict | None = None,
 ) -> TemporalReport:
     frame, shift = movielens_frame()
-    split = listener_split(frame) if protocol == "per-listener" else temporal_split(frame, split_name)
+    split = (
+        listener_split(frame, split_name) if protocol == "per-listener" else temporal_split(frame, split_name)
+    )
     workspace = make_workspace(workdir, longtail)
     past = split.past(frame).sort_values(["ts", "user_id", "episode_id"], kind="stable")
     log(
