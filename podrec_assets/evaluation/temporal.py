@@ -369,16 +369,9 @@ def score_workspace(
         )
         return [[catalog_ids[i] for i in row[:K] if i >= 0] for row in lists.items]
 
-    recent = ctx.stats.recent_7d + 1e-3 * ctx.stats.listeners
-    weekly = [catalog_ids[i] for i in np.lexsort((np.arange(len(recent)), -recent))]
-    heard = everyone.groupby("user_id")["episode_id"].agg(set)
-
-    def unheard(order: list[str], user: str) -> list[str]:
-        return [e for e in order if e not in heard.get(user, set())][:K]
-
     lists = {
         POPULARITY: library("popularity"),
-        "popularity of the last 7 days": [unheard(weekly, u) for u in users],
+        "popularity of the last 7 days": library("trending"),
         "ALS alone (MongoDB als_top_n)": [als[u] for u in users],
         "content alone": library("content"),
         "hybrid": library("hybrid"),

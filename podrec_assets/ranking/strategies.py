@@ -8,6 +8,7 @@ the nightly lists and the near-real-time lists all call the same code.
 | `hybrid` | ALS blended with content similarity (serving/hybrid.py) | the blend, [0, 1] |
 | `content` | content similarity to the listener's anchors alone | [0, 1], 1 = closest to what they liked most |
 | `popularity` | most listeners with positive engagement in the window | listeners ÷ the most popular episode's, [0, 1] |
+| `trending` | most listeners with positive engagement in the last 7 days (the cold-start list) | the same, [0, 1] |
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from podrec_assets.ranking.ranker import Ranker
 from podrec_assets.ranking.rerank import limit_per_show
 from podrec_assets.serving.hybrid import HybridInputs, hybrid_top_n
 
-STRATEGIES = ("ranker", "als", "hybrid", "content", "popularity")
+STRATEGIES = ("ranker", "als", "hybrid", "content", "popularity", "trending")
 
 
 @dataclass
@@ -74,7 +75,9 @@ def lists_for(
             raise ValueError("the ranker strategy needs a ranker")
         return ranked_lists(users, listeners, catalog, model, stats, config, ranker)
     if strategy == "popularity":
-        return _popularity(users, listeners, stats, config.n)
+        return _popularity(users, listeners, stats.listeners, config.n)
+    if strategy == "trending":  # the week first, all-time breaks its ties
+        return _popularity(users, listeners, stats.recent_7d + 1e-3 * stats.listeners, config.n)
     if strategy == "als":
         return _als(users, listeners, model, config.n)
     if strategy in ("hybrid", "content"):
@@ -95,9 +98,9 @@ def lists_for(
     raise ValueError(f"unknown strategy {strategy!r}; one of {STRATEGIES}")
 
 
-def _popularity(users: np.ndarray, listeners: Listeners, stats: EpisodeStats, n: int) -> Lists:
-    top = float(stats.listeners.max()) if len(stats.listeners) else 0.0
-    score = stats.listeners / top if top > 0 else stats.listeners
+def _popularity(users: np.ndarray, listeners: Listeners, counts: np.ndarray, n: int) -> Lists:
+    top = float(counts.max()) if len(counts) else 0.0
+    score = counts / top if top > 0 else counts
     out = Lists.empty(len(users), n)
     k = min(n, len(score))
     if k == 0 or len(users) == 0:

@@ -193,7 +193,8 @@ def train_and_gate(
         fold_of_user.append(np.fromiter((fold_of(str(n), config.folds) for n in names), np.int64, len(names)))
 
     k = config.k
-    lists: dict[str, list[list[int]]] = {name: [] for name in ("ranker", *FALLBACKS, "content", "popularity")}
+    compared = ("ranker", *FALLBACKS, "content", "popularity", "trending")
+    lists: dict[str, list[list[int]]] = {name: [] for name in compared}
     lists[NO_RERANK] = []  # the same ranker without the re-rank rule: what the rule costs or buys
     truth: list[set[int]] = []
     kinds: list[str] = []
