@@ -321,10 +321,9 @@ def score_workspace(
 ) -> TemporalReport:
     from podrec_assets.ingestion.tables import RAW_USER_EVENTS
     from podrec_assets.lakehouse import delta_version
-    from podrec_assets.ranking.listeners import build_listeners
-    from podrec_assets.ranking.strategies import lists_for
     from podrec_assets.serving.assets import serving_context
     from podrec_assets.serving.lookup import COLD_START_USER, als_top_n_for, recommendations_for
+    from podrec_assets.serving.recommendations import strategy_lists
 
     returning, new = truth_after(frame, split)
     users = sorted(returning)
@@ -345,28 +344,8 @@ def score_workspace(
         client.drop_database(mongo.database)
         client.close()
 
-    listeners = build_listeners(
-        everyone,
-        ctx.catalog,
-        ctx.model,
-        ctx.t_ref,
-        ctx.config.anchors,
-        ctx.config.half_life_days,
-        user_ids=pd.Index(users),
-    )
-    positions = np.arange(len(users))
-
     def library(strategy: str) -> list[list[str]]:
-        lists = lists_for(
-            strategy,
-            positions,
-            listeners,
-            ctx.catalog,
-            ctx.model,
-            ctx.stats,
-            ctx.config.strategy,
-            ctx.policy.ranker,
-        )
+        lists = strategy_lists(ctx, everyone, pd.Index(users), strategy)
         return [[catalog_ids[i] for i in row[:K] if i >= 0] for row in lists.items]
 
     lists = {

@@ -33,7 +33,10 @@ def pairs_from_daily(daily: pa.Table | None) -> pd.DataFrame:
     if daily is None or daily.num_rows == 0:
         return empty_pairs()
     frame = daily.select(["user_id", "episode_id", "weight_sum", "event_count", "last_ts"]).to_pandas()
-    return _aggregate(frame.rename(columns={"weight_sum": "engagement", "event_count": "events"}))
+    frame = frame.rename(columns={"weight_sum": "engagement", "event_count": "events"})
+    return merge_pairs(
+        frame.assign(first_ts=frame["last_ts"])
+    )  # a day's first event: its latest, as Spark keeps
 
 
 def pairs_from_events(events: pa.Table | None, weights: EventWeights) -> pd.DataFrame:
@@ -47,27 +50,16 @@ def pairs_from_events(events: pa.Table | None, weights: EventWeights) -> pd.Data
             "episode_id": content.column("episode_id").to_pandas(),
             "engagement": weights.of_events(content),
             "events": 1,
+            "first_ts": content.column("ts").to_pandas(),
             "last_ts": content.column("ts").to_pandas(),
         }
     )
-    return _aggregate(frame)
-
-
-def _aggregate(frame: pd.DataFrame) -> pd.DataFrame:
-    if frame.empty:
-        return empty_pairs()
-    grouped = frame.groupby(["user_id", "episode_id"], sort=True).agg(
-        engagement=("engagement", "sum"),
-        events=("events", "sum"),
-        first_ts=("last_ts", "min"),
-        last_ts=("last_ts", "max"),
-    )
-    grouped["engagement"] = grouped["engagement"].round(WEIGHT_DECIMALS)
-    return grouped.reset_index()[PAIR_COLUMNS]
+    return merge_pairs(frame)
 
 
 def merge_pairs(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Pairs of several disjoint sets of events (e.g. closed days and the open day) as one: sums and extremes."""
+    """Rows of PAIR_COLUMNS (pairs, or single events, from disjoint sets of events: closed days and the open day)
+    summed into one row per (user, episode): engagement and events added, the first and last times kept."""
     present = [f for f in frames if len(f)]
     if not present:
         return empty_pairs()

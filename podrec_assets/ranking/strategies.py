@@ -98,35 +98,30 @@ def lists_for(
     raise ValueError(f"unknown strategy {strategy!r}; one of {STRATEGIES}")
 
 
-def _popularity(users: np.ndarray, listeners: Listeners, counts: np.ndarray, n: int) -> Lists:
-    top = float(counts.max()) if len(counts) else 0.0
-    score = counts / top if top > 0 else counts
-    out = Lists.empty(len(users), n)
-    k = min(n, len(score))
-    if k == 0 or len(users) == 0:
+def _best_unheard(scores: np.ndarray, valid: np.ndarray, n: int, source: str) -> Lists:
+    """Each row's n best `scores` where `valid` (the listener has not engaged with it), best first."""
+    out = Lists.empty(len(scores), n)
+    k = min(n, scores.shape[1])
+    if k == 0 or len(scores) == 0:
         return out
-    masked = np.where(listeners.seen[users].toarray(), -np.inf, score[None, :]).astype(np.float32)
-    best, values = best_k(masked, k)
+    best, values = best_k(np.where(valid & np.isfinite(scores), scores, -np.inf).astype(np.float32), k)
     ok = np.isfinite(values)
     out.items[:, :k] = np.where(ok, best, -1)
     out.scores[:, :k] = np.where(ok, values, np.nan)
-    out.sources[:, :k] = np.where(ok, "popular", "")
+    out.sources[:, :k] = np.where(ok, source, "")
     return out
+
+
+def _popularity(users: np.ndarray, listeners: Listeners, counts: np.ndarray, n: int) -> Lists:
+    top = float(counts.max()) if len(counts) else 0.0
+    score = np.broadcast_to(counts / top if top > 0 else counts, (len(users), len(counts)))
+    return _best_unheard(score, ~listeners.seen[users].toarray(), n, "popular")
 
 
 def _als(users: np.ndarray, listeners: Listeners, model: ModelSide, n: int) -> Lists:
-    out = Lists.empty(len(users), n)
-    k = min(n, len(model.item_known))
-    if k == 0 or len(users) == 0:
-        return out
-    scores = (listeners.vectors[users] @ model.item_vectors.T).astype(np.float32)
+    scores = listeners.vectors[users] @ model.item_vectors.T
     valid = ~listeners.seen[users].toarray() & model.item_known[None, :] & listeners.solved[users, None]
-    best, values = best_k(np.where(valid & np.isfinite(scores), scores, -np.inf), k)
-    ok = np.isfinite(values)
-    out.items[:, :k] = np.where(ok, best, -1)
-    out.scores[:, :k] = np.where(ok, values, np.nan)
-    out.sources[:, :k] = np.where(ok, "als", "")
-    return out
+    return _best_unheard(scores, valid, n, "als")
 
 
 def ranked_lists(

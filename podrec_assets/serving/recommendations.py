@@ -106,12 +106,19 @@ def list_rows(ctx: ServingContext, pairs: pd.DataFrame, user_ids: list[str], now
     """Rows of FINAL_RECOMMENDATIONS_SCHEMA for `user_ids` from their history `pairs` (every pair they have: what
     they engaged with is never recommended). A listener with history but nothing left gets no rows."""
     ids = pd.Index(sorted(set(user_ids)))
+    return _rows(ctx, strategy_lists(ctx, pairs, ids), ids, ctx.policy.strategy, now)
+
+
+def strategy_lists(
+    ctx: ServingContext, pairs: pd.DataFrame, ids: pd.Index, strategy: str | None = None
+) -> Lists:
+    """The lists `strategy` (default: the serving one) gives the listeners `ids` from their history `pairs`."""
     listeners = build_listeners(
         pairs, ctx.catalog, ctx.model, ctx.t_ref, ctx.config.anchors, ctx.config.half_life_days, user_ids=ids
     )
     users = np.arange(len(ids))
-    lists = lists_for(
-        ctx.policy.strategy,
+    return lists_for(
+        strategy or ctx.policy.strategy,
         users,
         listeners,
         ctx.catalog,
@@ -120,7 +127,6 @@ def list_rows(ctx: ServingContext, pairs: pd.DataFrame, user_ids: list[str], now
         ctx.config.strategy,
         ctx.policy.ranker,
     )
-    return _rows(ctx, lists, ids, ctx.policy.strategy, now)
 
 
 def cold_start_rows(ctx: ServingContext, now: datetime) -> pa.Table:
