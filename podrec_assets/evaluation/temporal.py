@@ -24,8 +24,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -389,6 +389,7 @@ def score_workspace(
 def evaluate_temporal(
     split_name: str = "test",
     protocol: str = "temporal",
+    horizon_days: float | None = None,
     workdir: Path | None = None,
     longtail: int = 3000,
     log: Callable[[str], None] = print,
@@ -398,6 +399,8 @@ def evaluate_temporal(
     split = (
         listener_split(frame, split_name) if protocol == "per-listener" else temporal_split(frame, split_name)
     )
+    if horizon_days and protocol == "temporal":  # judge only the first days after the cut
+        split = replace(split, end=min(split.end, split.cut + timedelta(days=horizon_days)))
     workspace = make_workspace(workdir, longtail)
     past = split.past(frame).sort_values(["ts", "user_id", "episode_id"], kind="stable")
     log(
