@@ -55,6 +55,9 @@ class RankerConfig(Config):
     anchors: int = Field(default=5, ge=0)
     half_life_days: float = Field(default=14.0, gt=0)
     per_show: int = Field(default=3, ge=0, description="re-rank: at most this many of one show in a top 10")
+    rerank_budget: float = Field(
+        default=0.01, ge=0, le=1, description="the largest relative nDCG@10 loss the re-rank rule may cost"
+    )
     als_weight: float = Field(default=1.0, ge=0, le=1, description="the hybrid baseline's blend weight")
     cold_weight: float = Field(
         default=1.0, ge=0, le=1, description="the hybrid baseline's weight on new episodes"
@@ -79,7 +82,11 @@ class RankerConfig(Config):
             min_child_samples=self.min_child_samples,
         )
         return RankerTrainingConfig(
-            params=params, folds=self.folds, cut_weight=self.cut_weight, shuffle_labels=self.shuffle_labels
+            params=params,
+            folds=self.folds,
+            cut_weight=self.cut_weight,
+            shuffle_labels=self.shuffle_labels,
+            rerank_budget=self.rerank_budget,
         )
 
 
@@ -232,6 +239,7 @@ def ranker_model(
                 "metrics": gate.metrics,
                 "ndcg_by_split_kind": gate.by_kind,
                 "listeners_judged": gate.gate_listeners,
+                "rerank_kept": gate.rerank_kept,
             },
             "training": {
                 "rows": gate.train_rows,
@@ -251,6 +259,7 @@ def ranker_model(
             "path": MetadataValue.path(str(path)),
             "promoted": gate.passed,
             "serving_strategy": gate.policy,
+            "rerank_kept": gate.rerank_kept,
             "als_version": als_version,
             **{f"{name}_ndcg@10": value for name, value in ndcg.items()},
             "metrics": MetadataValue.json(gate.metrics),

@@ -131,6 +131,9 @@ class RankerTrainingConfig:
     params: RankerParams = field(default_factory=RankerParams)
     folds: int = 3
     min_gate_listeners: int = 20
+    rerank_budget: float = (
+        0.01  # the largest relative nDCG@10 loss the re-rank rule may cost, or it is dropped
+    )
     cut_weight: float = (
         3.0  # a cut query counts this many per-user queries: it is the future production meets
     )
@@ -152,6 +155,7 @@ class GateResult:
     train_rows: int
     calibration: dict[str, float] = field(default_factory=dict)
     importance: dict[str, float] = field(default_factory=dict)
+    rerank_kept: bool = True  # the re-rank rule cost no more than its budget, so the served lists apply it
 
 
 def _training_arrays(
@@ -247,17 +251,25 @@ def train_and_gate(
     key = f"ndcg@{k}"
     ndcg = {name: values[key] for name, values in metrics.items()}
     fallback = max(FALLBACKS, key=lambda name: ndcg[name])
+    # a re-rank rule trades a little accuracy for variety, within a budget; past it, the lists go without it
+    rerank_kept = ndcg["ranker"] >= ndcg[NO_RERANK] * (1 - config.rerank_budget)
     if len(truth) < config.min_gate_listeners:
         passed = False
         verdict = (
             f"only {len(truth)} listeners to judge on (need {config.min_gate_listeners}): not enough evidence"
         )
     else:
-        passed = ndcg["ranker"] > ndcg["als"] and ndcg["ranker"] > ndcg["hybrid"]
+        ranker = ndcg["ranker"] if rerank_kept else ndcg[NO_RERANK]
+        passed = ranker > ndcg["als"] and ranker > ndcg["hybrid"]
         verdict = (
-            f"ranker nDCG@{k} {ndcg['ranker']:.4f} vs ALS alone {ndcg['als']:.4f}, hybrid {ndcg['hybrid']:.4f}, "
-            f"popularity {ndcg['popularity']:.4f} on {len(truth)} held-out listeners: "
-            + ("the ranker serves" if passed else f"{fallback} serves")
+            f"ranker nDCG@{k} {ranker:.4f} vs ALS alone {ndcg['als']:.4f}, hybrid {ndcg['hybrid']:.4f}, "
+            f"popularity {ndcg['popularity']:.4f} on {len(truth)} held-out listeners"
+            + (
+                ""
+                if rerank_kept
+                else f" (re-rank rule dropped: it cost {1 - ndcg['ranker'] / ndcg[NO_RERANK]:.1%})"
+            )
+            + (": the ranker serves" if passed else f": {fallback} serves")
         )
 
     features, labels, groups, weights = _training_arrays(sets, [query.users for query in sets], config, rng)
@@ -274,5 +286,6 @@ def train_and_gate(
         train_rows=len(labels),
         calibration={"slope": serving.slope, "intercept": serving.intercept},
         importance=serving.importance(),
+        rerank_kept=rerank_kept,
     )
     return serving, result

@@ -66,9 +66,10 @@ class FinalRecommendationsConfig(Config):
 
 def lists_config(models: ModelStoreResource, policy: Policy, top_n: int) -> ListsConfig:
     """Recall, re-rank and hybrid settings as the judging ranker was trained and judged with (defaults if none)."""
-    settings = {}
+    settings, rerank_kept = {}, True
     if policy.ranker_version:
-        settings = models.registry("ranker").manifest(policy.ranker_version).get("config", {})
+        manifest = models.registry("ranker").manifest(policy.ranker_version)
+        settings, rerank_kept = manifest.get("config", {}), manifest["gate"].get("rerank_kept", True)
     ranker = RankerConfig(**settings)
     strategy = ranker.strategy()
     return ListsConfig(
@@ -77,7 +78,7 @@ def lists_config(models: ModelStoreResource, policy: Policy, top_n: int) -> List
             recall=strategy.recall,
             als_weight=strategy.als_weight,
             cold_weight=strategy.cold_weight,
-            per_show=strategy.per_show,
+            per_show=strategy.per_show if rerank_kept else 0,
         ),
         anchors=ranker.anchors,
         half_life_days=ranker.half_life_days,
