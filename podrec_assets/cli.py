@@ -461,6 +461,15 @@ def models_promote(version: str, reason: str, kind: str) -> None:
     default=None,
     help="temporal: judge only the positives in the first N days after the cut (default: all)",
 )
+@click.option(
+    "--events",
+    "event_mix",
+    type=click.Choice(["ratings", "listening"]),
+    default="ratings",
+    show_default=True,
+    help="temporal/per-listener: a `rate` event per rating, or the listening session "
+    "it stands for (complete, like, skip and rate)",
+)
 @click.option("--split", type=click.Choice(["test", "validation", "validation-2", "validation-3"]), default="test",
               show_default=True, help="validation splits lie inside the training part (all tuning may look at); "
               "temporal: -2 and -3 step the cut further back (rolling origin)")  # fmt: skip
@@ -473,8 +482,8 @@ def models_promote(version: str, reason: str, kind: str) -> None:
 @click.option(
     "--weights", default="0.5,0.8,0.9,0.95,1.0", show_default=True, help="blend weights w to report"
 )
-def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, horizon_days: float | None, split: str,
-             rank, reg_param, alpha, max_iter, hybrid: bool, weights: str) -> None:  # fmt: skip
+def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, horizon_days: float | None,
+             event_mix: str, split: str, rank, reg_param, alpha, max_iter, hybrid: bool, weights: str) -> None:  # fmt: skip
     """Offline quality on real data: the temporal protocol through the real assets, or the random protocol of the
     ALS model code beside published figures (starts the local services it needs)."""
     from pyspark.sql import SparkSession
@@ -497,7 +506,7 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, h
         als = {k: v for k, v in params.model_dump().items() if k in overrides and overrides[k] is not None}
         run_config = {"als_model": {"als_model": {"config": {"params": als}}}} if als else None
         report = evaluate_temporal(split, protocol, horizon_days, workdir, longtail, log=click.echo,
-                                   run_config=run_config)  # fmt: skip
+                                   run_config=run_config, events=event_mix)  # fmt: skip
         for line in report.lines():
             click.echo(line)
         return

@@ -137,21 +137,31 @@ def temporal_split(frame: pd.DataFrame, name: str) -> TemporalSplit:
     return TemporalSplit(name, cut.to_pydatetime(), end.to_pydatetime())
 
 
-def replay_messages(frame: pd.DataFrame) -> list[tuple[bytes, bytes]]:
-    """(key, value) Kafka messages of v1 `rate` events, in time order (ids from (user, movie): idempotent)."""
+# `listening`: a rating as a listener's session would show it (seed 000's event types): 5 stars → complete, like
+# and rate; 4 → complete and rate; 3 → rate; 1-2 → skip and rate. Positives stay 4 and 5 stars.
+LISTENING = {5: ("complete", "like", "rate"), 4: ("complete", "rate"), 3: ("rate",), 2: ("skip", "rate"),
+             1: ("skip", "rate")}  # fmt: skip
+
+
+def replay_messages(frame: pd.DataFrame, events: str = "ratings") -> list[tuple[bytes, bytes]]:
+    """(key, value) Kafka messages of v1 events, in time order (ids from (user, movie): idempotent): one `rate`
+    event per rating, or with events="listening" the session a rating stands for (LISTENING)."""
     from podrec_assets.ingestion.contract import make_v1_event
 
     messages = []
     for row in frame.itertuples(index=False):
-        event = make_v1_event(
-            event_id=f"ml100k-{row.user_id}-{row.episode_id}",
-            user_id=row.user_id,
-            episode_id=row.episode_id,
-            event_type="rate",
-            ts=row.ts.to_pydatetime(),
-            rating=int(row.rating),
-        )
-        messages.append((row.user_id.encode(), orjson.dumps(event)))
+        kinds = LISTENING[int(row.rating)] if events == "listening" else ("rate",)
+        for offset, kind in enumerate(kinds):
+            event = make_v1_event(
+                event_id=f"ml100k-{row.user_id}-{row.episode_id}" + ("" if kind == "rate" else f"-{kind}"),
+                user_id=row.user_id,
+                episode_id=row.episode_id,
+                event_type=kind,
+                ts=row.ts.to_pydatetime() + timedelta(seconds=offset),
+                rating=int(row.rating) if kind == "rate" else None,
+                played_pct=1.0 if kind == "complete" else None,
+            )
+            messages.append((row.user_id.encode(), orjson.dumps(event)))
     return messages
 
 
@@ -196,7 +206,11 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def run_graph(
-    workspace: Workspace, past: pd.DataFrame, log: Callable[[str], None], run_config: dict | None = None
+    workspace: Workspace,
+    past: pd.DataFrame,
+    log: Callable[[str], None],
+    run_config: dict | None = None,
+    events: str = "ratings",
 ):
     """Everything before the cut through the assets, in the order the jobs run them; returns the instance (it
     holds the check evaluations the publish gate reads) and per-stage seconds."""
@@ -230,7 +244,8 @@ def run_graph(
             raise RuntimeError(f"stage {name} failed (see the Dagster events of run {result.run_id})")
 
     started = time.perf_counter()
-    report = send_messages(resources["kafka"], replay_messages(past), total=len(past), progress=False)
+    messages = replay_messages(past, events)
+    report = send_messages(resources["kafka"], messages, total=len(messages), progress=False)
     seconds["replay"] = round(time.perf_counter() - started, 1)
     log(f"  {'replay → Kafka':<24} {seconds['replay']:>6.1f} s  {report.sent} events")
     stage("ingestion", [user_event_tables, *raw_user_events_checks])
@@ -394,6 +409,7 @@ def evaluate_temporal(
     longtail: int = 3000,
     log: Callable[[str], None] = print,
     run_config: dict | None = None,
+    events: str = "ratings",
 ) -> TemporalReport:
     frame, shift = movielens_frame()
     split = (
@@ -407,7 +423,7 @@ def evaluate_temporal(
         f"{split.protocol} {split.name}: {len(past)} of {len(frame)} ratings go through the graph "
         f"(MovieLens times + {shift} days) → workspace {workspace.root}"
     )
-    instance, seconds = run_graph(workspace, past, log, run_config)
+    instance, seconds = run_graph(workspace, past, log, run_config, events)
     report = score_workspace(workspace, frame, split, instance, seconds)
     (workspace.root / "report.json").write_text(
         json.dumps(
