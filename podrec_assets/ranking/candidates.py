@@ -88,6 +88,12 @@ class Candidates:
     def feature(self, name: str) -> np.ndarray:
         return self.features[:, FEATURES.index(name)]
 
+    def of(self, users: np.ndarray) -> Candidates:
+        """The rows of the listeners `users` only (in the same order)."""
+        rows = np.isin(self.user, users)
+        return Candidates(self.user[rows], self.item[rows], self.features[rows], self.anchor[rows],
+                          {name: flags[rows] for name, flags in self.sources.items()})  # fmt: skip
+
 
 def recall(
     listeners: Listeners,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from podrec_assets.models.ranking import best_k
-from podrec_assets.ranking.candidates import RecallConfig, recall
+from podrec_assets.ranking.candidates import Candidates, RecallConfig, recall
 from podrec_assets.ranking.catalog import Catalog, EpisodeStats, ModelSide
 from podrec_assets.ranking.listeners import Listeners
 from podrec_assets.ranking.ranker import Ranker
@@ -68,12 +68,13 @@ def lists_for(
     stats: EpisodeStats,
     config: StrategyConfig,
     ranker: Ranker | None = None,
+    candidates: Candidates | None = None,
 ) -> Lists:
-    """The `strategy`'s lists for the listeners at indices `users`."""
+    """The `strategy`'s lists for the listeners at indices `users` (`candidates`: their recall, if already made)."""
     if strategy == "ranker":
         if ranker is None:
             raise ValueError("the ranker strategy needs a ranker")
-        return ranked_lists(users, listeners, catalog, model, stats, config, ranker)
+        return ranked_lists(users, listeners, catalog, model, stats, config, ranker, candidates)
     if strategy == "popularity":
         return _popularity(users, listeners, stats.listeners, config.n)
     if strategy == "trending":  # the week first, all-time breaks its ties
@@ -132,10 +133,13 @@ def ranked_lists(
     stats: EpisodeStats,
     config: StrategyConfig,
     ranker: Ranker,
+    candidates: Candidates | None = None,
 ) -> Lists:
-    """Recall, rank with the ranker, re-rank; scores calibrated, reasons from the features' contributions."""
+    """Recall (unless `candidates` are given), rank with the ranker, re-rank; scores calibrated, reasons from the
+    features' contributions."""
     out = Lists.empty(len(users), config.n)
-    candidates = recall(listeners, users, catalog, model, stats, config.recall)
+    if candidates is None:
+        candidates = recall(listeners, users, catalog, model, stats, config.recall)
     if len(candidates) == 0:
         return out
     margins = ranker.margin(candidates.features)

@@ -182,8 +182,10 @@ def _training_arrays(
 def lists_of(
     strategy: str, query: QuerySet, users: np.ndarray, config: StrategyConfig, ranker: Ranker | None
 ) -> Lists:
+    """A strategy's lists for some of the query set's listeners; the ranker reuses their recall."""
     s = query.snapshot
-    return lists_for(strategy, users, s.listeners, s.catalog, s.model, s.stats, config, ranker)
+    candidates = query.candidates.of(users) if strategy == "ranker" else None
+    return lists_for(strategy, users, s.listeners, s.catalog, s.model, s.stats, config, ranker, candidates)
 
 
 def train_and_gate(
