@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -171,7 +171,7 @@ class Workspace:
 
     root: Path
     resources: dict
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    tag: str  # names the topic and the database
 
 
 def make_workspace(root: Path | None = None, longtail: int = 3000) -> Workspace:
@@ -212,8 +212,8 @@ def run_graph(
     run_config: dict | None = None,
     events: str = "ratings",
 ):
-    """Everything before the cut through the assets, in the order the jobs run them; returns the instance (it
-    holds the check evaluations the publish gate reads) and per-stage seconds."""
+    """Everything before the cut through the assets, in the order the jobs run them (one instance for all stages:
+    it holds the check evaluations the publish gate reads); returns the seconds per stage."""
     from dagster import DagsterInstance, materialize
 
     from podrec_assets.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
@@ -263,7 +263,7 @@ def run_graph(
     stage("als_model", [als_model, als_recommendations, *als_recommendations_checks])
     stage("ranker_model", [ranker_model])
     stage("final_lists", [final_recommendations, *final_recommendations_checks, published_recommendations])
-    return instance, seconds
+    return seconds
 
 
 def truth_after(frame: pd.DataFrame, split: TemporalSplit) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
@@ -332,7 +332,7 @@ class TemporalReport:
 
 
 def score_workspace(
-    workspace: Workspace, frame: pd.DataFrame, split: TemporalSplit, instance, seconds: dict
+    workspace: Workspace, frame: pd.DataFrame, split: TemporalSplit, seconds: dict
 ) -> TemporalReport:
     from podrec_assets.ingestion.tables import RAW_USER_EVENTS
     from podrec_assets.lakehouse import delta_version
@@ -423,8 +423,8 @@ def evaluate_temporal(
         f"{split.protocol} {split.name}: {len(past)} of {len(frame)} ratings go through the graph "
         f"(MovieLens times + {shift} days) → workspace {workspace.root}"
     )
-    instance, seconds = run_graph(workspace, past, log, run_config, events)
-    report = score_workspace(workspace, frame, split, instance, seconds)
+    seconds = run_graph(workspace, past, log, run_config, events)
+    report = score_workspace(workspace, frame, split, seconds)
     (workspace.root / "report.json").write_text(
         json.dumps(
             {

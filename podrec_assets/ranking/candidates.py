@@ -184,7 +184,7 @@ def _block(
         content = np.maximum(content, rows)
     from_content = _top(np.where(allowed & (content > 0), content, -np.inf), config.content)
 
-    trending = stats.recent_7d + 1e-3 * stats.listeners
+    trending = stats.trending
     from_popular = _top(
         np.where(allowed & (trending > 0)[None, :], trending[None, :], -np.inf), config.popular
     )

@@ -11,8 +11,10 @@ import pandas as pd
 import pyarrow as pa
 from scipy import sparse
 
+from podrec_assets.content.tables import vector_matrix
 from podrec_assets.models.foldin import gramian
 from podrec_assets.models.recommend import AlsModel
+from podrec_assets.serving.hybrid import similarity_matrix
 
 DAY = 86_400.0
 
@@ -63,9 +65,8 @@ def build_catalog(
     vectors = np.zeros((len(ids), 0), dtype=np.float32)
     has_vector = np.zeros(len(ids), dtype=bool)
     if embeddings is not None and embeddings.num_rows:
-        flat = embeddings.column("vector").combine_chunks()
-        width = len(flat[0])
-        matrix = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(flat), width)
+        matrix = vector_matrix(embeddings)
+        width = matrix.shape[1]
         where = ids.get_indexer(embeddings.column("episode_id").to_pandas())
         keep = where >= 0
         vectors = np.zeros((len(ids), width), dtype=np.float32)
@@ -73,12 +74,11 @@ def build_catalog(
         has_vector[where[keep]] = True
     similarity = sparse.csr_matrix((len(ids), len(ids)), dtype=np.float32)
     if neighbours is not None and neighbours.num_rows:
-        source = ids.get_indexer(neighbours.column("episode_id").to_pandas())
-        target = ids.get_indexer(neighbours.column("similar_episode_id").to_pandas())
-        score = neighbours.column("score").to_numpy().astype(np.float32)
-        keep = (source >= 0) & (target >= 0)
-        similarity = sparse.csr_matrix(
-            (score[keep], (source[keep], target[keep])), shape=(len(ids), len(ids)), dtype=np.float32
+        similarity = similarity_matrix(
+            ids.get_indexer(neighbours.column("episode_id").to_pandas()),
+            ids.get_indexer(neighbours.column("similar_episode_id").to_pandas()),
+            neighbours.column("score").to_numpy(),
+            len(ids),
         )
     return Catalog(
         ids=ids,
@@ -137,6 +137,11 @@ class EpisodeStats:
     first_seen: np.ndarray  # (C,) epoch seconds of the episode's first event, NaN if none
     mean_engagement: np.ndarray  # (C,) NaN if none
     negative_share: np.ndarray  # (C,) share of its listeners whose engagement is negative, NaN if none
+
+    @property
+    def trending(self) -> np.ndarray:
+        """The week's most liked first, all-time listeners breaking its ties (recall, `trending`, cold start)."""
+        return self.recent_7d + 1e-3 * self.listeners
 
 
 def episode_stats(

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import sparse
 
 from podrec_assets.models.foldin import fold_in
+from podrec_assets.models.ranking import pair_matrix
 from podrec_assets.ranking.catalog import DAY, Catalog, ModelSide, epoch_seconds
 from podrec_assets.serving.hybrid import choose_anchors
 
@@ -63,11 +64,9 @@ def build_listeners(
     inside = e >= 0
     ui, ei, wi = u[inside], e[inside], engagement[inside]
 
-    seen = sparse.csr_matrix((np.ones(len(ui), bool), (ui, ei)), shape=(users, size), dtype=bool)
+    seen = pair_matrix(ui, ei, (users, size))
     pos = wi > 0
-    positive = sparse.csr_matrix(
-        (np.ones(int(pos.sum()), bool), (ui[pos], ei[pos])), shape=(users, size), dtype=bool
-    )
+    positive = pair_matrix(ui[pos], ei[pos], (users, size))
 
     on_model = model.item_known[ei]
     vectors, solved = fold_in(

@@ -12,7 +12,7 @@ reason each recommendation is given.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -145,7 +145,3 @@ class Ranker:
         if meta["features"] != FEATURES:
             raise ValueError(f"ranker in {folder} was trained on other features: {meta['features']}")
         return cls(lgb.Booster(model_file=str(folder / MODEL_FILE)), meta["slope"], meta["intercept"])
-
-
-def params_dict(params: RankerParams) -> dict:
-    return asdict(params)

@@ -70,7 +70,8 @@ def lists_for(
     ranker: Ranker | None = None,
     candidates: Candidates | None = None,
 ) -> Lists:
-    """The `strategy`'s lists for the listeners at indices `users` (`candidates`: their recall, if already made)."""
+    """The `strategy`'s lists for the listeners at indices `users` (ascending), `candidates` their recall if
+    already made."""
     if strategy == "ranker":
         if ranker is None:
             raise ValueError("the ranker strategy needs a ranker")
@@ -78,7 +79,7 @@ def lists_for(
     if strategy == "popularity":
         return _popularity(users, listeners, stats.listeners, config.n)
     if strategy == "trending":  # the week first, all-time breaks its ties
-        return _popularity(users, listeners, stats.recent_7d + 1e-3 * stats.listeners, config.n)
+        return _popularity(users, listeners, stats.trending, config.n)
     if strategy == "als":
         return _als(users, listeners, model, config.n)
     if strategy in ("hybrid", "content"):
@@ -143,9 +144,7 @@ def ranked_lists(
     if len(candidates) == 0:
         return out
     margins = ranker.margin(candidates.features)
-    position = (
-        np.searchsorted(users, candidates.user) if _sorted(users) else _positions(users, candidates.user)
-    )
+    position = np.searchsorted(users, candidates.user)
     # by listener, best first; the ranker's output is piecewise constant, so ties are common: ALS's finer order
     # decides them, then the episode index (deterministic)
     als = np.nan_to_num(candidates.feature("als_score"), nan=-np.inf)
@@ -169,12 +168,3 @@ def ranked_lists(
         out.sources[row, :k] = [reasons[p] for p in picked.tolist()]
         out.anchors[row, :k] = np.where(out.sources[row, :k] == "content", candidates.anchor[picked], -1)
     return out
-
-
-def _sorted(values: np.ndarray) -> bool:
-    return bool(np.all(values[1:] > values[:-1])) if len(values) > 1 else True
-
-
-def _positions(users: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    lookup = {int(u): i for i, u in enumerate(users)}
-    return np.asarray([lookup[int(u)] for u in rows], dtype=np.int64)

@@ -6,6 +6,7 @@
 - `fresh_recommendations` (MongoDB `user_recommendations`, one document at a time): after each ingestion, fresh
   lists for the listeners with new events (serving/realtime.py)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -73,13 +74,7 @@ def lists_config(models: ModelStoreResource, policy: Policy, top_n: int) -> List
     ranker = RankerConfig(**settings)
     strategy = ranker.strategy()
     return ListsConfig(
-        strategy=type(strategy)(
-            n=top_n,
-            recall=strategy.recall,
-            als_weight=strategy.als_weight,
-            cold_weight=strategy.cold_weight,
-            per_show=strategy.per_show if rerank_kept else 0,
-        ),
+        strategy=replace(strategy, n=top_n, per_show=strategy.per_show if rerank_kept else 0),
         anchors=ranker.anchors,
         half_life_days=ranker.half_life_days,
     )

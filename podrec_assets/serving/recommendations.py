@@ -132,7 +132,7 @@ def strategy_lists(
 def cold_start_rows(ctx: ServingContext, now: datetime) -> pa.Table:
     """The list for a listener without history (stored under COLD_START_USER): this week's most liked episodes."""
     n = ctx.config.strategy.n
-    popular = ctx.stats.recent_7d + 1e-3 * ctx.stats.listeners  # the week first, all-time breaks its ties
+    popular = ctx.stats.trending
     # a full list even where few episodes were liked this week: the rest in catalog order, with score 0
     order = np.lexsort((np.arange(len(popular)), -popular))[:n]
     top = float(popular[order[0]]) if len(order) else 1.0
