@@ -21,8 +21,8 @@ def _free_port() -> int:
 @contextmanager
 def local_services(roles: list[str]):
     """Use the services named by the environment, or start private ones on free ports under a temp PODREC_HOME."""
-    from podrec_assets.settings import apply_local_defaults, external_services
-    from podrec_assets.stack.local import LocalStack
+    from podrec_assets.lib.settings import apply_local_defaults, external_services
+    from podrec_assets.tools.stack import LocalStack
 
     given = external_services()
     home = Path(tempfile.mkdtemp(prefix="podrec-bench-"))
@@ -56,7 +56,7 @@ def stop_spark_connect_session() -> None:
 
 def cpu_seconds() -> float:
     """CPU time of this process and of its children that have ended and been reaped (a commit worker, say)."""
-    from podrec_assets.ingestion.commit_worker import REAPER_THREAD
+    from podrec_assets.lib.ingestion.commit_worker import REAPER_THREAD
 
     for (
         thread

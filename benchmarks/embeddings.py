@@ -64,10 +64,10 @@ def encode_benchmark(texts: list[str], rounds: int) -> None:
     from dagster import DagsterInstance, materialize
     from deltalake import write_deltalake
 
-    from podrec_assets.content.assets import transcript_embeddings
-    from podrec_assets.content.embedding import chunk_text, load_model
-    from podrec_assets.content.tables import TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS, TRANSCRIPTS_SCHEMA
-    from podrec_assets.resources import DeltaLakeResource
+    from podrec_assets.defs.content.assets import transcript_embeddings
+    from podrec_assets.lib.content.embedding import chunk_text, load_model
+    from podrec_assets.lib.content.tables import TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS, TRANSCRIPTS_SCHEMA
+    from podrec_assets.defs.resources import DeltaLakeResource
 
     torch.set_num_threads(os.cpu_count() or 1)
     root = Path(tempfile.mkdtemp(prefix="podrec-bench-embed-"))
@@ -114,7 +114,7 @@ def encode_benchmark(texts: list[str], rounds: int) -> None:
 def similarity_benchmark(sizes: list[int], k: int = 20) -> None:
     import numpy as np
 
-    from podrec_assets.content.similarity import default_block_rows, top_k_similar
+    from podrec_assets.lib.content.similarity import default_block_rows, top_k_similar
 
     print(f"episode_similarity step (top_k_similar, k={k}, 384-d):")
     print(f"{'episodes':>10} {'seconds':>9} {'peak MB':>9} {'block rows':>11} {'unblocked n x n MB':>19}")

@@ -156,7 +156,7 @@ def pick_listeners(db, n: int) -> list[str]:
 
 def measure(db, producer, topic: str, listeners: list[str], spacing: float, timeout: float) -> list[dict]:
     """Send one skip per listener, `spacing` s apart, and poll MongoDB every 0.2 s until each is seen or gives up."""
-    from podrec_assets.ingestion.contract import make_v1_event
+    from podrec_assets.lib.ingestion.contract import make_v1_event
 
     states, pending, start = [], {}, time.time()
     while len(states) < len(listeners) or pending:
@@ -280,11 +280,11 @@ def foldin_vs_retrain(rounds: int) -> None:
     import numpy as np
     from pyspark.sql import SparkSession
 
-    from podrec_assets.models.als import AlsParams, fit_als, model_factors, training_rows
-    from podrec_assets.models.foldin import fold_in, gramian
-    from podrec_assets.models.recommend import read_model
-    from podrec_assets.models.registry import ModelRegistry
-    from podrec_assets.models.training import read_split
+    from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors, training_rows
+    from podrec_assets.lib.models.foldin import fold_in, gramian
+    from podrec_assets.lib.models.recommend import read_model
+    from podrec_assets.lib.models.registry import ModelRegistry
+    from podrec_assets.lib.models.training import read_split
 
     registry = ModelRegistry(Path(os.environ["PODREC_MODEL_ROOT"]), "als")
     version = registry.current()
@@ -355,7 +355,7 @@ def main() -> None:
 
         from dagster import DagsterInstance
 
-        from podrec_assets.resources import build_resources
+        from podrec_assets.defs.resources import build_resources
 
         resources = build_resources(resolved=True)
         kafka, mongo = resources["kafka"], resources["mongo"]

@@ -7,30 +7,30 @@ from dagster import (
     Definitions,
 )
 
-from podrec_assets.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
-from podrec_assets.content.checks import content_checks
-from podrec_assets.content.schedules import episode_catalog_job, episode_catalog_schedule
-from podrec_assets.engagement.assets import daily_engagement
-from podrec_assets.engagement.sensors import (
+from podrec_assets.defs.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
+from podrec_assets.defs.content.checks import content_checks
+from podrec_assets.defs.content.schedules import episode_catalog_job, episode_catalog_schedule
+from podrec_assets.defs.engagement.assets import daily_engagement
+from podrec_assets.defs.engagement.sensors import (
     daily_engagement_job,
     daily_engagement_schedule,
     late_events_sensor,
 )
-from podrec_assets.ingestion.assets import user_event_tables
-from podrec_assets.ingestion.checks import raw_user_events_checks
-from podrec_assets.ingestion.sensors import ingest_user_events_job, user_events_kafka_sensor
-from podrec_assets.models.assets import als_model, als_recommendations
-from podrec_assets.models.checks import als_recommendations_checks
-from podrec_assets.models.ranker_assets import ranker_model
-from podrec_assets.models.schedules import als_training_job, als_training_schedule
-from podrec_assets.resources import build_resources
-from podrec_assets.serving.assets import (
+from podrec_assets.defs.ingestion.assets import user_event_tables
+from podrec_assets.defs.ingestion.checks import raw_user_events_checks
+from podrec_assets.defs.ingestion.sensors import ingest_user_events_job, user_events_kafka_sensor
+from podrec_assets.defs.models.assets import als_model, als_recommendations
+from podrec_assets.defs.models.checks import als_recommendations_checks
+from podrec_assets.defs.models.ranker import ranker_model
+from podrec_assets.defs.models.schedules import als_training_job, als_training_schedule
+from podrec_assets.defs.resources import build_resources
+from podrec_assets.defs.serving.assets import (
     final_recommendations,
     fresh_recommendations,
     published_recommendations,
 )
-from podrec_assets.serving.checks import final_recommendations_checks
-from podrec_assets.stats.assets import global_stats, user_stats
+from podrec_assets.defs.serving.checks import final_recommendations_checks
+from podrec_assets.defs.stats.assets import global_stats, user_stats
 
 # Dagster 1.13 starts its default automation sensor stopped; this one evaluates every asset's automation condition
 # (stats and fresh lists after a hand-made ingestion, content after the catalog) and runs under `make dev` at once.

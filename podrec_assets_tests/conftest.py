@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from podrec_assets.resources import DeltaLakeResource, KafkaResource, MongoResource
-from podrec_assets.settings import apply_local_defaults, external_services
+from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource, MongoResource
+from podrec_assets.lib.settings import apply_local_defaults, external_services
 
 
 def free_port() -> int:
@@ -43,7 +43,7 @@ def podrec_home() -> Path:
 @pytest.fixture(scope="session")
 def stack(podrec_home):
     """Kafka and MongoDB, started once for the whole session and stopped at its end."""
-    from podrec_assets.stack.local import LocalStack
+    from podrec_assets.tools.stack import LocalStack
 
     local = LocalStack(podrec_home)
     local.up(["kafka", "mongo"], log=lambda _: None)
@@ -76,7 +76,7 @@ def pyspark_resource(spark_remote, spark):  # shares (and is torn down with) the
 
 @pytest.fixture
 def models(tmp_path):
-    from podrec_assets.resources import ModelStoreResource
+    from podrec_assets.defs.resources import ModelStoreResource
 
     return ModelStoreResource(root=str(tmp_path / "models"))
 
@@ -135,14 +135,14 @@ def graph(delta, resources):
     and a ranker: everything the lists are made from. Returns the instance that holds its check evaluations."""
     from dagster import DagsterInstance, materialize
 
-    from podrec_assets.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
-    from podrec_assets.content.tables import EPISODES
-    from podrec_assets.engagement.assets import daily_engagement
-    from podrec_assets.lakehouse import read_table
-    from podrec_assets.models.assets import als_model, als_recommendations
-    from podrec_assets.models.checks import als_recommendations_checks
-    from podrec_assets.models.ranker_assets import ranker_model
-    from podrec_assets.producers.synthetic import catalog_from_documents, generate_events
+    from podrec_assets.defs.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
+    from podrec_assets.lib.content.tables import EPISODES
+    from podrec_assets.defs.engagement.assets import daily_engagement
+    from podrec_assets.lib.lakehouse import read_table
+    from podrec_assets.defs.models.assets import als_model, als_recommendations
+    from podrec_assets.defs.models.checks import als_recommendations_checks
+    from podrec_assets.defs.models.ranker import ranker_model
+    from podrec_assets.tools.producers.synthetic import catalog_from_documents, generate_events
     from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
 
     instance = DagsterInstance.ephemeral()

@@ -11,17 +11,17 @@ import orjson
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from podrec_assets.ingestion.assets import open_sink
-from podrec_assets.ingestion.batch_validation import validate_batch
-from podrec_assets.ingestion.contract import make_v1_event
-from podrec_assets.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
-from podrec_assets.ingestion.tables import (
+from podrec_assets.defs.ingestion.assets import open_sink
+from podrec_assets.lib.ingestion.batch_validation import validate_batch
+from podrec_assets.lib.ingestion.contract import make_v1_event
+from podrec_assets.lib.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
+from podrec_assets.lib.ingestion.tables import (
     QUARANTINED_EVENTS,
     RAW_USER_EVENTS,
     RAW_USER_EVENTS_PARTITION_BY,
     RAW_USER_EVENTS_SCHEMA,
 )
-from podrec_assets.resources import DeltaLakeResource, KafkaResource
+from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 
 
 def v1_events(n: int, prefix: str = "e", users: int = 20, start: datetime | None = None) -> list[dict]:
@@ -69,7 +69,7 @@ def ingest_in_subprocess(kafka: KafkaResource, delta: DeltaLakeResource, extra_e
     """`podrec ingest` in its own process, so a test can SIGKILL it."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "PODREC_EVENTS_TOPIC": kafka.topic,
            "PODREC_DELTA_ROOT": delta.root, **(extra_env or {})}  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "podrec_assets.cli", "ingest", *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "podrec_assets.tools.cli", "ingest", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
 
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from podrec_assets.ingestion.batch_validation import BLOCK_ROWS, validate_batch
-from podrec_assets.ingestion.contract import CANONICAL_FIELDS, InvalidEvent, validate_message
-from podrec_assets.producers.synthetic import generate_events, to_seed000
+from podrec_assets.lib.ingestion.batch_validation import BLOCK_ROWS, validate_batch
+from podrec_assets.lib.ingestion.contract import CANONICAL_FIELDS, InvalidEvent, validate_message
+from podrec_assets.tools.producers.synthetic import generate_events, to_seed000
 from podrec_assets_tests.test_contract import INVALID, SEED000, SEED003
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -79,7 +79,7 @@ def test_ordinary_batches_take_the_fast_path_and_one_odd_message_costs_one_block
     assert len(events) == 3 * BLOCK_ROWS
     values = events[:BLOCK_ROWS] + [b'{"event_id": 7}'] + events[BLOCK_ROWS:]  # a type surprise in block 2
     calls = 0
-    import podrec_assets.ingestion.batch_validation as module
+    import podrec_assets.lib.ingestion.batch_validation as module
 
     original = module.validate_message
 

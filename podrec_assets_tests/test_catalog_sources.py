@@ -10,8 +10,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from podrec_assets.content.http import HttpPolicy
-from podrec_assets.content.sources import (
+from podrec_assets.lib.content.http import HttpPolicy
+from podrec_assets.lib.content.sources import (
     PodcastIndexClient,
     auth_headers,
     best_transcript,
@@ -23,7 +23,7 @@ from podrec_assets.content.sources import (
     sample_episodes,
     strip_html,
 )
-from podrec_assets.producers import movielens
+from podrec_assets.lib.datasets import movielens
 from podrec_assets_tests.http_fixture import Reply, Request
 
 FIXTURES = Path(__file__).parent / "fixtures" / "content"

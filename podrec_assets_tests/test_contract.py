@@ -7,7 +7,7 @@ import jsonschema
 import orjson
 import pytest
 
-from podrec_assets.ingestion.contract import (
+from podrec_assets.lib.ingestion.contract import (
     CANONICAL_FIELDS,
     EVENT_TYPES,
     MAX_MESSAGE_BYTES,

@@ -12,8 +12,8 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from podrec_assets.ingestion.tables import RAW_USER_EVENTS
-from podrec_assets.producers.synthetic import generate_events
+from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
+from podrec_assets.tools.producers.synthetic import generate_events
 from podrec_assets_tests.helpers import ingest_in_subprocess, produce, quarantine, table
 
 pytestmark = pytest.mark.slow

@@ -3,9 +3,9 @@
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context, materialize
 
 from podrec_assets.definitions import defs
-from podrec_assets.ingestion.assets import user_event_tables
-from podrec_assets.ingestion.checks import QuarantineRateConfig, raw_user_events_checks
-from podrec_assets.ingestion.sensors import (
+from podrec_assets.defs.ingestion.assets import user_event_tables
+from podrec_assets.defs.ingestion.checks import QuarantineRateConfig, raw_user_events_checks
+from podrec_assets.defs.ingestion.sensors import (
     ingest_run_key,
     positions_key,
     retry_wait_seconds,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from podrec_assets.content.embedding import (
+from podrec_assets.lib.content.embedding import (
     DIMENSION,
     MAX_TOKENS,
     MODEL_NAME,
@@ -25,7 +25,7 @@ from podrec_assets.content.embedding import (
     load_model,
     text_hash,
 )
-from podrec_assets.content.similarity import default_block_rows, top_k_similar
+from podrec_assets.lib.content.similarity import default_block_rows, top_k_similar
 
 WORDS = (  # noqa: SIM905 - prose reads better than a list of words
     "the podcast host talks with a guest about climate policy, football transfers, quantum computing and "

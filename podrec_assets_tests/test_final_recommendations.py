@@ -11,20 +11,20 @@ import pytest
 from dagster import materialize
 from deltalake import write_deltalake
 
-from podrec_assets.content.tables import EPISODES
-from podrec_assets.engagement.daily import DAILY_ENGAGEMENT, DAILY_ENGAGEMENT_SCHEMA
-from podrec_assets.lakehouse import delta_version, read_table
-from podrec_assets.resources import CatalogResource
-from podrec_assets.serving import assets as serving_assets
-from podrec_assets.serving.checks import final_recommendations_checks
-from podrec_assets.serving.lookup import (
+from podrec_assets.lib.content.tables import EPISODES
+from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT, DAILY_ENGAGEMENT_SCHEMA
+from podrec_assets.lib.lakehouse import delta_version, read_table
+from podrec_assets.defs.resources import CatalogResource
+from podrec_assets.defs.serving import assets as serving_assets
+from podrec_assets.defs.serving.checks import final_recommendations_checks
+from podrec_assets.lib.serving.lookup import (
     COLD_START_USER,
     FINAL_RECOMMENDATIONS,
     USER_RECOMMENDATIONS,
     als_top_n_for,
     recommendations_for,
 )
-from podrec_assets.serving.policy import serving_policy
+from podrec_assets.lib.serving.policy import serving_policy
 from podrec_assets_tests.conftest import SERVING_END
 from podrec_assets_tests.helpers import check_outcomes
 

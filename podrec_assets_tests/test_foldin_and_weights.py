@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from podrec_assets.engagement.weights import EventWeights
-from podrec_assets.models.als import AlsParams, fit_als, index_ids, model_factors, training_rows
-from podrec_assets.models.foldin import fold_in, gramian
+from podrec_assets.lib.engagement.weights import EventWeights
+from podrec_assets.lib.models.als import AlsParams, fit_als, index_ids, model_factors, training_rows
+from podrec_assets.lib.models.foldin import fold_in, gramian
 
 
 def test_fold_in_equals_sparks_own_user_solve(spark):

@@ -8,15 +8,15 @@ from datetime import timedelta
 import pytest
 from dagster import materialize
 
-from podrec_assets.ingestion.assets import user_event_tables
-from podrec_assets.ingestion.contract import make_v1_event
-from podrec_assets.lakehouse import read_table
-from podrec_assets.resources import CatalogResource
-from podrec_assets.serving import assets as serving_assets
-from podrec_assets.serving.lookup import COLD_START_USER, USER_RECOMMENDATIONS, recommendations_for
-from podrec_assets.serving.realtime import STREAM, write_newer
-from podrec_assets.stats.assets import user_stats
-from podrec_assets.stats.store import CURSORS, USER_STATS
+from podrec_assets.defs.ingestion.assets import user_event_tables
+from podrec_assets.lib.ingestion.contract import make_v1_event
+from podrec_assets.lib.lakehouse import read_table
+from podrec_assets.defs.resources import CatalogResource
+from podrec_assets.defs.serving import assets as serving_assets
+from podrec_assets.lib.serving.lookup import COLD_START_USER, USER_RECOMMENDATIONS, recommendations_for
+from podrec_assets.lib.serving.realtime import STREAM, write_newer
+from podrec_assets.defs.stats.assets import user_stats
+from podrec_assets.lib.stats.store import CURSORS, USER_STATS
 from podrec_assets_tests.conftest import SERVING_END as END
 from podrec_assets_tests.helpers import produce
 from podrec_assets_tests.test_final_recommendations import SERVING

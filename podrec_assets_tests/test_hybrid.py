@@ -7,15 +7,15 @@ import pyarrow as pa
 import pytest
 from scipy import sparse
 
-from podrec_assets.models.als import Factors
-from podrec_assets.models.ranking import pair_matrix
-from podrec_assets.models.recommend import AlsModel
-from podrec_assets.ranking.history import pairs_from_daily
-from podrec_assets.ranking.strategies import StrategyConfig
-from podrec_assets.serving.hybrid import HybridInputs, choose_anchors, hybrid_top_n, similarity_matrix
-from podrec_assets.serving.lookup import COLD_START_USER
-from podrec_assets.serving.policy import Policy
-from podrec_assets.serving.recommendations import ListsConfig, build_context, cold_start_rows, list_rows
+from podrec_assets.lib.models.als import Factors
+from podrec_assets.lib.models.ranking import pair_matrix
+from podrec_assets.lib.models.recommend import AlsModel
+from podrec_assets.lib.ranking.history import pairs_from_daily
+from podrec_assets.lib.ranking.strategies import StrategyConfig
+from podrec_assets.lib.serving.hybrid import HybridInputs, choose_anchors, hybrid_top_n, similarity_matrix
+from podrec_assets.lib.serving.lookup import COLD_START_USER
+from podrec_assets.lib.serving.policy import Policy
+from podrec_assets.lib.serving.recommendations import ListsConfig, build_context, cold_start_rows, list_rows
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -161,8 +161,8 @@ def test_similarity_matrix_drops_unknown_episodes():
 def test_serving_configs_refuse_values_outside_their_range():
     import pydantic
 
-    from podrec_assets.models.ranker_assets import RankerConfig
-    from podrec_assets.serving.assets import FinalRecommendationsConfig
+    from podrec_assets.defs.models.ranker import RankerConfig
+    from podrec_assets.defs.serving.assets import FinalRecommendationsConfig
 
     for bad in ({"als_weight": 1.5}, {"als_weight": -0.1}, {"cold_weight": 2.0}, {"half_life_days": 0},
                 {"folds": 1}, {"label_days": 0}):  # fmt: skip

@@ -8,10 +8,10 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
-from podrec_assets.ingestion.assets import open_sink
-from podrec_assets.ingestion.delta_sink import Messages, build_batch
-from podrec_assets.ingestion.kafka_to_delta import assign_at, pending_partitions, read_positions
-from podrec_assets.ingestion.tables import RAW_USER_EVENTS, RAW_USER_EVENTS_SCHEMA
+from podrec_assets.defs.ingestion.assets import open_sink
+from podrec_assets.lib.ingestion.delta_sink import Messages, build_batch
+from podrec_assets.lib.ingestion.kafka_to_delta import assign_at, pending_partitions, read_positions
+from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS, RAW_USER_EVENTS_SCHEMA
 from podrec_assets_tests.helpers import (
     ingest,
     ingest_in_subprocess,

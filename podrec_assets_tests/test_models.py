@@ -11,13 +11,13 @@ import pytest
 from dagster import DagsterInstance, materialize
 from deltalake import DeltaTable
 
-from podrec_assets.engagement.assets import daily_engagement
-from podrec_assets.engagement.daily import DAILY_ENGAGEMENT
-from podrec_assets.models.assets import als_model, als_recommendations
-from podrec_assets.models.checks import als_recommendations_checks
-from podrec_assets.models.recommend import ALS_RECOMMENDATIONS, read_model
-from podrec_assets.models.training import read_split
-from podrec_assets.producers.synthetic import generate_events
+from podrec_assets.defs.engagement.assets import daily_engagement
+from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
+from podrec_assets.defs.models.assets import als_model, als_recommendations
+from podrec_assets.defs.models.checks import als_recommendations_checks
+from podrec_assets.lib.models.recommend import ALS_RECOMMENDATIONS, read_model
+from podrec_assets.lib.models.training import read_split
+from podrec_assets.tools.producers.synthetic import generate_events
 from podrec_assets_tests.helpers import check_outcomes, partition_range_tags, write_raw_events
 
 END = datetime(2026, 3, 20, 22, tzinfo=UTC)
@@ -152,7 +152,7 @@ def test_recommendations_never_include_heard_or_skipped_episodes(delta, resource
 @pytest.mark.slow
 def test_movielens_quality_target_holds(spark):
     """`podrec evaluate`'s protocol on real MovieLens-100k ratings: the tuned defaults keep nDCG@10 ≥ 0.45."""
-    from podrec_assets.models.movielens_eval import RANDOM_PROTOCOL_PARAMS, evaluate_movielens
+    from podrec_assets.tools.experiments.movielens_eval import RANDOM_PROTOCOL_PARAMS, evaluate_movielens
 
     report = evaluate_movielens(spark, RANDOM_PROTOCOL_PARAMS, temporal=False)
     als, popular = report.random_split.metrics["als"], report.random_split.metrics["popularity"]

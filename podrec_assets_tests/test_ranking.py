@@ -9,20 +9,20 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from podrec_assets.engagement.weights import EventWeights
-from podrec_assets.models.als import Factors, index_ids, training_rows
-from podrec_assets.models.foldin import fold_in
-from podrec_assets.models.recommend import AlsModel
-from podrec_assets.producers.synthetic import generate_events, sample_catalog
-from podrec_assets.ranking.candidates import FEATURES, RecallConfig, recall
-from podrec_assets.ranking.catalog import align_model, build_catalog
-from podrec_assets.ranking.history import pairs_from_daily, pairs_from_events
-from podrec_assets.ranking.listeners import build_listeners
-from podrec_assets.ranking.metrics import coverage, ndcg_per_query, paired_bootstrap, ranking_metrics
-from podrec_assets.ranking.ranker import RankerParams
-from podrec_assets.ranking.rerank import limit_per_show
-from podrec_assets.ranking.strategies import StrategyConfig
-from podrec_assets.ranking.training import (
+from podrec_assets.lib.engagement.weights import EventWeights
+from podrec_assets.lib.models.als import Factors, index_ids, training_rows
+from podrec_assets.lib.models.foldin import fold_in
+from podrec_assets.lib.models.recommend import AlsModel
+from podrec_assets.tools.producers.synthetic import generate_events, sample_catalog
+from podrec_assets.lib.ranking.candidates import FEATURES, RecallConfig, recall
+from podrec_assets.lib.ranking.catalog import align_model, build_catalog
+from podrec_assets.lib.ranking.history import pairs_from_daily, pairs_from_events
+from podrec_assets.lib.ranking.listeners import build_listeners
+from podrec_assets.lib.ranking.metrics import coverage, ndcg_per_query, paired_bootstrap, ranking_metrics
+from podrec_assets.lib.ranking.ranker import RankerParams
+from podrec_assets.lib.ranking.rerank import limit_per_show
+from podrec_assets.lib.ranking.strategies import StrategyConfig
+from podrec_assets.lib.ranking.training import (
     RankerTrainingConfig,
     make_snapshot,
     query_set,

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from podrec_assets.models.als import Factors
-from podrec_assets.models.assets import gate
-from podrec_assets.models.ranking import best_k, pair_matrix, popularity, rank_with_factors, top_n
-from podrec_assets.models.registry import ModelRegistry, read_ids, write_ids
+from podrec_assets.lib.models.als import Factors
+from podrec_assets.defs.models.assets import gate
+from podrec_assets.lib.models.ranking import best_k, pair_matrix, popularity, rank_with_factors, top_n
+from podrec_assets.lib.models.registry import ModelRegistry, read_ids, write_ids
 
 
 def test_top_n_orders_by_score_skips_excluded_and_pads():

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import MongoClient
 
-from podrec_assets.serving.lookup import (
+from podrec_assets.lib.serving.lookup import (
     ALS_TOP_N,
     ALS_TOP_N_INDEXES,
     COLD_START_USER,
@@ -26,7 +26,7 @@ from podrec_assets.serving.lookup import (
     user_document,
     user_stats_for,
 )
-from podrec_assets.serving.publish import (
+from podrec_assets.lib.serving.publish import (
     STAGING_MARK,
     EmptyPublishError,
     publish_collection,
@@ -198,7 +198,7 @@ def test_an_empty_or_broken_set_never_replaces_the_live_one(db):
 
 
 def test_lookups_by_rank_with_the_cold_start_list_and_stats(db):
-    from podrec_assets.serving.recommendations import COLD_START_USER as BUILT_UNDER
+    from podrec_assets.lib.serving.recommendations import COLD_START_USER as BUILT_UNDER
 
     assert COLD_START_USER == BUILT_UNDER
     rows = [*final_rows("A", 2), *final_rows("A", 1, per_user=5, prefix=COLD_START_USER)]

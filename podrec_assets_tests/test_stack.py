@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from podrec_assets.settings import REPO_ROOT
-from podrec_assets.stack.local import LocalStack, ServiceError, _process_start_ticks
+from podrec_assets.lib.settings import REPO_ROOT
+from podrec_assets.tools.stack import LocalStack, ServiceError, _process_start_ticks
 from podrec_assets_tests.conftest import free_port
 
 
@@ -60,7 +60,7 @@ def test_down_never_stops_a_process_it_did_not_start(tmp_path):
 def test_a_server_that_dies_at_start_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("PODREC_EXTERNAL_SERVICES", "")
     monkeypatch.setenv("PODREC_LOCAL_MONGO_PORT", str(free_port()))
-    from podrec_assets.stack import local
+    from podrec_assets.tools import stack as local
 
     broken = local.ServiceSpec("mongo", "MONGO_URI", lambda p: f"mongodb://127.0.0.1:{p}",
                                lambda port, home: [sys.executable, "-c", "raise SystemExit(3)"],

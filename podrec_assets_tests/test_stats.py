@@ -24,16 +24,16 @@ from dagster import (
 )
 from deltalake import DeltaTable, write_deltalake
 
-from podrec_assets.content.tables import EPISODES, EPISODES_SCHEMA
-from podrec_assets.ingestion.contract import CONTENT_EVENT_TYPES, make_v1_event
-from podrec_assets.ingestion.tables import RAW_USER_EVENTS
-from podrec_assets.stats.aggregate import DocIncrement, load_catalog
-from podrec_assets.stats.assets import global_stats, user_stats
-from podrec_assets.stats.batches import UnsupportedTableChange
-from podrec_assets.stats.global_stats import compute_global_stats, write_global_stats
-from podrec_assets.stats.incremental import STREAM, StreamMismatch, update_user_stats
-from podrec_assets.stats.keys import MAX_KEY_LENGTH, affinity_id, safe_key
-from podrec_assets.stats.store import (
+from podrec_assets.lib.content.tables import EPISODES, EPISODES_SCHEMA
+from podrec_assets.lib.ingestion.contract import CONTENT_EVENT_TYPES, make_v1_event
+from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
+from podrec_assets.lib.stats.aggregate import DocIncrement, load_catalog
+from podrec_assets.defs.stats.assets import global_stats, user_stats
+from podrec_assets.lib.stats.batches import UnsupportedTableChange
+from podrec_assets.lib.stats.global_stats import compute_global_stats, write_global_stats
+from podrec_assets.lib.stats.incremental import STREAM, StreamMismatch, update_user_stats
+from podrec_assets.lib.stats.keys import MAX_KEY_LENGTH, affinity_id, safe_key
+from podrec_assets.lib.stats.store import (
     CRASH_AFTER_ENV,
     CURSORS,
     GLOBAL_STATS,
@@ -242,7 +242,7 @@ def test_sigkill_in_the_middle_of_a_run_then_rerun_is_exact(delta, db, mongo):
         write_raw_events(delta, make_events(60, prefix, START, seed))
     code = (
         "import sys\nfrom pymongo import MongoClient\n"
-        "from podrec_assets.stats.incremental import update_user_stats\n"
+        "from podrec_assets.lib.stats.incremental import update_user_stats\n"
         "update_user_stats(MongoClient(sys.argv[1])[sys.argv[2]], sys.argv[3], sys.argv[4])"
     )
     args = [sys.executable, "-c", code, mongo.uri, mongo.database]

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from podrec_assets.content.http import FetchError, HttpPolicy
-from podrec_assets.content.transcript_text import (
+from podrec_assets.lib.content.http import FetchError, HttpPolicy
+from podrec_assets.lib.content.transcript_text import (
     NoSpeechToText,
     SpeechToText,
     TranscriptFormatError,

@@ -1,0 +1,212 @@
+"""Dagster resources for the four services podrec talks to, each configured from environment variables.
+
+`build_resources()` is the one place that maps variables to resources; `definitions.py` and the `podrec` command both
+use it, so a run in the UI and a command in the shell talk to the same services.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource, EnvVar
+from dagster_pyspark import PySparkResource
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from pydantic import Field
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from podrec_assets.lib.models.registry import ModelRegistry
+from podrec_assets.lib.settings import apply_local_defaults
+
+
+class KafkaResource(ConfigurableResource):
+    """A Kafka cluster and the listener-events topic on it (kafka-python clients)."""
+
+    bootstrap_servers: str = Field(description="host:port[,host:port]; env KAFKA_BOOTSTRAP_SERVERS")
+    topic: str = Field(default="user-events", description="env PODREC_EVENTS_TOPIC")
+    partitions: int = Field(default=6, description="partitions when podrec creates the topic")
+    security_protocol: str = Field(default="PLAINTEXT", description="env KAFKA_SECURITY_PROTOCOL")
+    sasl_mechanism: str | None = Field(default=None, description="env KAFKA_SASL_MECHANISM")
+    sasl_username: str | None = Field(default=None, description="env KAFKA_SASL_USERNAME")
+    sasl_password: str | None = Field(default=None, description="env KAFKA_SASL_PASSWORD")
+
+    def client_config(self) -> dict:
+        config: dict = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+            "bootstrap_timeout_ms": 10_000,  # a broker that is down is reported in 10 s, not 30
+        }
+        if self.sasl_mechanism:
+            config.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return config
+
+    def consumer(self, **overrides) -> KafkaConsumer:
+        """A group-less consumer: podrec assigns partitions itself and keeps positions in Delta, not in Kafka."""
+        config = {
+            "group_id": None,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "fetch_max_wait_ms": 200,
+            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            "request_timeout_ms": 15_000,
+        }
+        config.update(overrides)
+        return KafkaConsumer(**self.client_config(), **config)
+
+    def producer(self, **overrides) -> KafkaProducer:
+        """Idempotent, acks=all producer with bounded retries (a dead broker fails within `max_block_ms`)."""
+        config = {
+            "acks": "all",
+            "enable_idempotence": True,
+            "retries": 10,
+            "retry_backoff_ms": 200,
+            "delivery_timeout_ms": 60_000,
+            "max_block_ms": 10_000,
+            "linger_ms": 20,
+            "batch_size": 256 * 1024,
+        }
+        config.update(overrides)
+        return KafkaProducer(**self.client_config(), **config)
+
+    def topic_id(self) -> str | None:
+        """The topic's id (KIP-516): it changes when the topic is re-created. None if the broker has none."""
+        admin = KafkaAdminClient(**self.client_config(), request_timeout_ms=10_000)
+        try:
+            topic_id = admin.describe_topics([self.topic])[0].get("topic_id")
+        finally:
+            admin.close()
+        return None if not topic_id or set(str(topic_id)) <= {"0", "-"} else str(topic_id)
+
+    def ensure_topic(self) -> bool:
+        """Create the topic with `partitions` partitions if it does not exist. True if it was created."""
+        admin = KafkaAdminClient(**self.client_config(), request_timeout_ms=10_000)
+        try:
+            admin.create_topics([NewTopic(self.topic, num_partitions=self.partitions, replication_factor=1)])
+            return True
+        except TopicAlreadyExistsError:
+            return False
+        finally:
+            admin.close()
+
+
+class MongoResource(ConfigurableResource):
+    """MongoDB (or any MongoDB-wire server) through pymongo; no `dagster-mongo` package exists."""
+
+    uri: str = Field(description="env MONGO_URI, e.g. mongodb://user:pass@host:27017")
+    database: str = Field(default="podrec", description="env MONGO_DB")
+    server_selection_timeout_ms: int = 5_000
+
+    def client(self) -> MongoClient:
+        return MongoClient(self.uri, serverSelectionTimeoutMS=self.server_selection_timeout_ms, tz_aware=True)
+
+    def db(self, client: MongoClient) -> Database:
+        return client[self.database]
+
+
+class DeltaLakeResource(ConfigurableResource):
+    """Where podrec's Delta tables live (a local folder or an object-store URI) and how to reach them (delta-rs)."""
+
+    root: str = Field(description="env PODREC_DELTA_ROOT: a folder or e.g. s3://bucket/podrec")
+    aws_endpoint_url: str | None = Field(
+        default=None, description="env AWS_ENDPOINT_URL, for S3-compatible stores"
+    )
+
+    def table_uri(self, name: str) -> str:
+        if "://" in self.root:
+            return f"{self.root.rstrip('/')}/{name}"
+        return str(Path(self.root) / name)
+
+    def storage_options(self) -> dict[str, str] | None:
+        # Credentials come from the standard AWS_* variables, read by delta-rs itself; only the endpoint is ours.
+        return {"AWS_ENDPOINT_URL": self.aws_endpoint_url} if self.aws_endpoint_url else None
+
+
+class ModelStoreResource(ConfigurableResource):
+    """Where versioned models live (a folder the Spark server sees too; see models/registry.py)."""
+
+    root: str = Field(description="env PODREC_MODEL_ROOT")
+
+    def registry(self, name: str) -> ModelRegistry:
+        return ModelRegistry(Path(self.root), name)
+
+
+class CatalogResource(ConfigurableResource):
+    """Where the episode catalog comes from (content/sources.py): any of podcastindex, rss, movielens, sample,
+    longtail."""
+
+    sources: str = Field(default="sample", description="env PODREC_CATALOG_SOURCES, comma-separated")
+    rss_feeds: str = Field(default="", description="env PODREC_RSS_FEEDS: comma-separated feed URLs")
+    podcastindex_api_key: str | None = Field(default=None, description="env PODCASTINDEX_API_KEY")
+    podcastindex_api_secret: str | None = Field(default=None, description="env PODCASTINDEX_API_SECRET")
+    podcastindex_base_url: str | None = Field(
+        default=None, description="env PODCASTINDEX_BASE_URL (default: PodcastIndex's public API)"
+    )
+    max_feeds: int = Field(default=50, description="trending feeds to take from PodcastIndex")
+    longtail_episodes: int = Field(
+        default=3000,
+        description="env PODREC_LONGTAIL_EPISODES: synthetic episodes nobody has heard (`longtail`)",
+    )
+
+    def collect(self):
+        from podrec_assets.lib.content.catalog import collect_catalog
+        from podrec_assets.lib.content.sources import PODCASTINDEX_API, PodcastIndexClient
+
+        client = None
+        if self.podcastindex_api_key and self.podcastindex_api_secret:
+            client = PodcastIndexClient(
+                base_url=self.podcastindex_base_url or PODCASTINDEX_API,
+                api_key=self.podcastindex_api_key,
+                api_secret=self.podcastindex_api_secret,
+            )
+        sources = [s.strip() for s in self.sources.split(",") if s.strip()]
+        feeds = [f.strip() for f in self.rss_feeds.split(",") if f.strip()]
+        return collect_catalog(sources, feeds, client, self.max_feeds, self.longtail_episodes)
+
+
+def build_resources(resolved: bool = False) -> dict:
+    """Resources for every asset, configured from environment variables (local-stack defaults filled in).
+
+    Dagster gets `EnvVar`s (shown as such in the UI); `resolved=True` gives plain values for use outside Dagster.
+    """
+    apply_local_defaults()
+
+    def env(name: str):
+        return os.environ[name] if resolved else EnvVar(name)
+
+    def optional(name: str):
+        return env(name) if os.environ.get(name) else None
+
+    return {
+        "kafka": KafkaResource(
+            bootstrap_servers=env("KAFKA_BOOTSTRAP_SERVERS"),
+            topic=env("PODREC_EVENTS_TOPIC"),
+            partitions=int(os.environ["PODREC_EVENTS_PARTITIONS"]),
+            security_protocol=optional("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
+            sasl_mechanism=optional("KAFKA_SASL_MECHANISM"),
+            sasl_username=optional("KAFKA_SASL_USERNAME"),
+            sasl_password=optional("KAFKA_SASL_PASSWORD"),
+        ),
+        "mongo": MongoResource(uri=env("MONGO_URI"), database=env("MONGO_DB")),
+        "delta": DeltaLakeResource(
+            root=env("PODREC_DELTA_ROOT"), aws_endpoint_url=optional("AWS_ENDPOINT_URL")
+        ),
+        "models": ModelStoreResource(root=env("PODREC_MODEL_ROOT")),
+        "catalog": CatalogResource(
+            sources=optional("PODREC_CATALOG_SOURCES") or "sample",
+            rss_feeds=optional("PODREC_RSS_FEEDS") or "",
+            podcastindex_api_key=optional("PODCASTINDEX_API_KEY"),
+            podcastindex_api_secret=optional("PODCASTINDEX_API_SECRET"),
+            podcastindex_base_url=optional("PODCASTINDEX_BASE_URL"),
+            longtail_episodes=int(os.environ.get("PODREC_LONGTAIL_EPISODES") or 3000),
+        ),
+        # dagster-pyspark's resource; `spark.remote` makes its builder return a Spark Connect session, so every run
+        # connects to one long-lived Spark server in ~0.5 s instead of starting a JVM (15-40 s here).
+        "pyspark": PySparkResource(spark_config={"spark.remote": os.environ["SPARK_REMOTE"]}),
+    }

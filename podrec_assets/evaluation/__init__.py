@@ -1,1 +1,0 @@
-"""Offline evaluation that mirrors production: `podrec evaluate --protocol temporal` (temporal.py)."""

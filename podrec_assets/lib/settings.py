@@ -1,0 +1,81 @@
+"""Where podrec keeps its state and which services it talks to.
+
+Every service is chosen by an environment variable. When a variable is unset, podrec uses the local stack that
+`podrec services up` starts (all on 127.0.0.1). `apply_local_defaults()` writes those defaults into the process
+environment so that Dagster resources can always be configured from `EnvVar`s, whichever stack is in use.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Local ports of the local stack (override with the variables below to point at real services).
+LOCAL_KAFKA_PORT = 9092
+LOCAL_MONGO_PORT = 27017
+LOCAL_SPARK_CONNECT_PORT = 15002
+
+
+# First day of the daily partitions (engagement). Events before it are kept in raw_user_events but not aggregated.
+DEFAULT_FIRST_DAY = "2025-01-01"
+
+
+def first_partition_day() -> str:
+    return os.environ.get("PODREC_FIRST_DAY") or DEFAULT_FIRST_DAY
+
+
+def podrec_home() -> Path:
+    """The state folder: Delta tables, service data, PID files, logs and DAGSTER_HOME."""
+    return Path(os.environ.get("PODREC_HOME") or REPO_ROOT / ".podrec").resolve()
+
+
+def local_port(role: str) -> int:
+    """Port of a local server (kafka, mongo, spark); PODREC_LOCAL_<ROLE>_PORT moves it, e.g. for the tests."""
+    defaults = {"kafka": LOCAL_KAFKA_PORT, "mongo": LOCAL_MONGO_PORT, "spark": LOCAL_SPARK_CONNECT_PORT}
+    return int(os.environ.get(f"PODREC_LOCAL_{role.upper()}_PORT", defaults[role]))
+
+
+def local_defaults(home: Path | None = None) -> dict[str, str]:
+    home = home or podrec_home()
+    return {
+        "PODREC_HOME": str(home),
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{local_port('kafka')}",
+        "PODREC_EVENTS_TOPIC": "user-events",
+        "PODREC_EVENTS_PARTITIONS": "6",
+        "MONGO_URI": f"mongodb://127.0.0.1:{local_port('mongo')}",
+        "MONGO_DB": "podrec",
+        # Standard pyspark variable: a Spark Connect URL. Unset means "the local Connect server".
+        "SPARK_REMOTE": f"sc://127.0.0.1:{local_port('spark')}",
+        "PODREC_DELTA_ROOT": str(home / "delta"),
+        # Versioned models; must be storage the Spark server sees too (a shared volume or object store in production).
+        "PODREC_MODEL_ROOT": str(home / "models"),
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
+
+
+# The variables that, when set by the user, mean "use this external service, start nothing local for it".
+EXTERNAL_SERVICE_VARS = {
+    "kafka": "KAFKA_BOOTSTRAP_SERVERS",
+    "mongo": "MONGO_URI",
+    "spark": "SPARK_REMOTE",
+}
+
+
+def external_services() -> dict[str, str]:
+    """Roles whose service the user gave explicitly (before any defaults were applied)."""
+    given = os.environ.get("PODREC_EXTERNAL_SERVICES")
+    if given is not None:  # recorded by apply_local_defaults() so child processes see the original choice
+        return {
+            role: os.environ[var] for role, var in EXTERNAL_SERVICE_VARS.items() if role in given.split(",")
+        }
+    return {role: os.environ[var] for role, var in EXTERNAL_SERVICE_VARS.items() if os.environ.get(var)}
+
+
+def apply_local_defaults() -> None:
+    """Fill unset variables with the local stack's values (idempotent)."""
+    if "PODREC_EXTERNAL_SERVICES" not in os.environ:
+        os.environ["PODREC_EXTERNAL_SERVICES"] = ",".join(external_services())
+    for name, value in local_defaults().items():
+        os.environ.setdefault(name, value)

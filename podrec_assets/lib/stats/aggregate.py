@@ -1,0 +1,205 @@
+"""What one batch of events adds to each user's stats and affinities: plain functions from Arrow rows to
+increments.
+
+Everything here is additive (counts and sums, exact integers) or idempotent (earliest / latest time), so the
+stats of a history are the sum of the increments of its batches in any grouping, which is what makes them
+incremental.
+
+Definitions (per event, so that nothing depends on other batches):
+- **listening time** (`listening_ms`): the listened segments events report, `to_sec - from_sec` for every
+  event that carries both (pause, skip, abandon, complete, ... whatever the client reports), in whole
+  milliseconds. A bare `position_sec` or `played_pct` is a position, not a duration: summing the positions of
+  a pause and of the complete that follows would count the first part twice, and a seek makes a position say
+  nothing about time listened. So listening time is what clients reported as listened, a lower bound when they
+  report positions only (`listening_segments` says how many events contributed).
+- **ratings**: `rate` events with a rating (1-5): count, sum and count per star.
+- **months**: the UTC month of `ts` ("YYYY-MM"). **Devices**: events with a device, by device name.
+- **affinities**: each content event of an episode the catalog knows counts once for its show, its author and
+  each of its (distinct) categories; events of unknown episodes are counted in `unknown_episode_events` and
+  skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+import pyarrow as pa
+
+from podrec_assets.lib.ingestion.contract import CONTENT_EVENT_TYPES
+from podrec_assets.lib.lakehouse import read_table
+from podrec_assets.lib.stats.batches import EVENT_COLUMNS
+from podrec_assets.lib.stats.keys import affinity_id, safe_key
+
+# Original names of changed keys are kept (in `key_names`) up to this length.
+MAX_KEY_NAME_CHARS = 256
+CATALOG_COLUMNS = ["episode_id", "title", "show", "author", "categories"]
+# Counters every user_stats document has (0 until an event adds to them); maps (events, months, devices,
+# ratings.by_star) hold only the keys seen.
+USER_COUNTERS = ("events_total", "completes", "likes", "skips", "listening_ms", "listening_segments",
+                 "ratings.count", "ratings.sum")  # fmt: skip
+AFFINITY_COUNTERS = ("count", "likes", "completes", "skips", "ratings", "rating_sum")
+
+
+@dataclass(slots=True)
+class DocIncrement:
+    """One document's share of a batch: `$inc` counters, `$min`/`$max` times, fields set once or always."""
+
+    doc_id: str
+    inc: dict[str, int] = field(default_factory=dict)
+    min: dict[str, datetime] = field(default_factory=dict)
+    max: dict[str, datetime] = field(default_factory=dict)
+    set_on_insert: dict[str, str] = field(default_factory=dict)
+    set: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    title: str | None
+    show: str | None
+    author: str | None
+    categories: tuple[str, ...]
+
+    def dimensions(self) -> list[tuple[str, str]]:
+        pairs = [("show", self.show), ("author", self.author)]
+        pairs += [("category", c) for c in self.categories]
+        return [(d, v) for d, v in pairs if v]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Episode metadata by episode id; `present` is False when the episodes table does not exist."""
+
+    episodes: dict[str, EpisodeInfo]
+    present: bool = True
+
+
+def catalog_from_table(table: pa.Table | None) -> Catalog:
+    if table is None:
+        return Catalog({}, present=False)
+    episodes = {}
+    for row in table.select(CATALOG_COLUMNS).to_pylist():
+        categories = tuple(dict.fromkeys(c for c in row["categories"] or () if c))
+        episodes[row["episode_id"]] = EpisodeInfo(row["title"], row["show"], row["author"], categories)
+    return Catalog(episodes)
+
+
+def load_catalog(uri: str, storage_options: dict | None = None) -> Catalog:
+    """The current episodes table as a Catalog (one read of five columns; its size is the catalog's, not the
+    events')."""
+    return catalog_from_table(read_table(uri, CATALOG_COLUMNS, storage_options))
+
+
+def event_frame(rows: pa.Table) -> pd.DataFrame:
+    """A batch's events as pandas, once per batch (both increment functions read it)."""
+    df = rows.select(EVENT_COLUMNS)
+    df = df.to_pandas()
+    df["ts"] = df["ts"].dt.floor("ms")  # what BSON keeps
+    return df
+
+
+def _py_time(value) -> datetime:
+    return value.to_pydatetime()
+
+
+def _add_counts(target: dict[str, DocIncrement], counts: pd.Series, prefix: str) -> None:
+    """Add a (user, name) -> count series under `prefix.<safe name>`; a changed name is kept in
+    `key_names`."""
+    for (user, name), count in counts.items():
+        key = safe_key(str(name))
+        target[user].inc[f"{prefix}.{key}"] = int(count)
+        if key != name:
+            target[user].set[f"key_names.{prefix}.{key}"] = str(name)[:MAX_KEY_NAME_CHARS]
+
+
+def user_increments(df: pd.DataFrame) -> list[DocIncrement]:
+    """One increment per user present in `df` (user_stats documents, `_id` = the user id)."""
+    if df.empty:
+        return []
+    by_user = df.groupby("user_id", sort=False)
+    users = {}
+    for user, n in by_user.size().items():
+        counters = {**dict.fromkeys(USER_COUNTERS, 0), "events_total": int(n)}
+        users[user] = DocIncrement(user, inc=counters, set_on_insert={"user_id": user})
+    for user, first in by_user["ts"].min().items():
+        users[user].min["first_event_at"] = _py_time(first)
+    for user, last in by_user["ts"].max().items():
+        users[user].max["last_event_at"] = _py_time(last)
+    _add_counts(users, df.groupby(["user_id", "event_type"], sort=False).size(), "events")
+    for event_type, field_name in (("complete", "completes"), ("like", "likes"), ("skip", "skips")):
+        for user, n in df[df["event_type"] == event_type].groupby("user_id", sort=False).size().items():
+            users[user].inc[field_name] = int(n)
+    segments = df.dropna(subset=["from_sec", "to_sec"])
+    if len(segments):
+        ms = ((segments["to_sec"] - segments["from_sec"]) * 1000).round().astype("int64")
+        grouped = ms.groupby(segments["user_id"], sort=False)
+        for user, total in grouped.sum().items():
+            users[user].inc["listening_ms"] = int(total)
+        for user, n in grouped.size().items():
+            users[user].inc["listening_segments"] = int(n)
+    ratings = df[(df["event_type"] == "rate") & df["rating"].notna()]
+    if len(ratings):
+        stars = ratings["rating"].astype("int64")
+        grouped = stars.groupby(ratings["user_id"], sort=False)
+        for user, n in grouped.size().items():
+            users[user].inc["ratings.count"] = int(n)
+        for user, total in grouped.sum().items():
+            users[user].inc["ratings.sum"] = int(total)
+        for (user, star), n in stars.groupby([ratings["user_id"], stars], sort=False).size().items():
+            users[user].inc[f"ratings.by_star.{int(star)}"] = int(n)
+    year_month = (df["ts"].dt.year * 100 + df["ts"].dt.month).rename(
+        "month"
+    )  # formatted per group, not per row
+    per_month = df.groupby([df["user_id"], year_month], sort=False).size()
+    per_month.index = per_month.index.set_levels(
+        [f"{m // 100:04d}-{m % 100:02d}" for m in per_month.index.levels[1]], level=1
+    )
+    _add_counts(users, per_month, "months")
+    devices = df.dropna(subset=["device"])
+    _add_counts(users, devices.groupby(["user_id", "device"], sort=False).size(), "devices")
+    return list(users.values())
+
+
+@dataclass
+class AffinityIncrements:
+    documents: list[DocIncrement]
+    content_events: int  # content events in the batch
+    unknown_episode_events: int  # of which the catalog does not know the episode (no affinity counted)
+
+
+def affinity_increments(df: pd.DataFrame, catalog: Catalog) -> AffinityIncrements:
+    """One increment per (user, dimension, value) the batch touches (user_affinities documents)."""
+    if df.empty:
+        return AffinityIncrements([], 0, 0)
+    df = df[df["episode_id"].notna() & df["event_type"].isin(CONTENT_EVENT_TYPES)]
+    known = df["episode_id"].isin(catalog.episodes.keys())
+    pairs = [
+        (episode_id, dimension, value)
+        for episode_id in df.loc[known, "episode_id"].unique()
+        for dimension, value in catalog.episodes[episode_id].dimensions()
+    ]
+    if not pairs:
+        return AffinityIncrements([], len(df), int((~known).sum()))
+    links = pd.DataFrame(pairs, columns=["episode_id", "dimension", "value"])
+    joined = df[known].merge(links, on="episode_id")
+    joined["likes"] = (joined["event_type"] == "like").astype("int64")
+    joined["completes"] = (joined["event_type"] == "complete").astype("int64")
+    joined["skips"] = (joined["event_type"] == "skip").astype("int64")
+    rated = (joined["event_type"] == "rate") & joined["rating"].notna()
+    joined["ratings"] = rated.astype("int64")
+    joined["rating_sum"] = joined["rating"].where(rated, 0).astype("int64")
+    joined["count"] = 1
+    grouped = joined.groupby(["user_id", "dimension", "value"], sort=False)
+    sums = grouped[list(AFFINITY_COUNTERS)].sum()
+    sums["last_event_at"] = grouped["ts"].max()
+    documents = [
+        DocIncrement(
+            affinity_id(user, dimension, value),
+            inc={c: int(n) for c, n in zip(AFFINITY_COUNTERS, counts, strict=True)},
+            max={"last_event_at": _py_time(last)},
+            set_on_insert={"user_id": user, "dimension": dimension, "value": value},
+        )
+        for (user, dimension, value), *counts, last in sums.itertuples(name=None)
+    ]
+    return AffinityIncrements(documents, len(df), int((~known).sum()))

@@ -1,0 +1,449 @@
+"""`podrec evaluate --protocol temporal`: the past trains, the future judges, through the real assets.
+
+One global cut-off time T. Every event before T is replayed to a private Kafka topic and goes through the graph
+exactly as production runs it (ingestion → daily engagement → ALS (held-out fit, gate, serving refit) → catalog,
+transcripts, embeddings, similarity → ranker (gate) → final lists (checks) → MongoDB). Each listener's positive
+engagement after T is the truth, and what MongoDB serves is scored: `user_recommendations` (the final list) and
+`als_top_n` (ALS alone), beside popularity, content alone and the hybrid computed by the same library code from the
+same tables and model. Only listeners with history before T are scored (a listener first seen after T gets the
+cold-start list from every strategy; reported apart).
+
+MovieLens-100k: each rating is a `rate` event (engagement rating − 3, so 4 and 5 stars are positives), its time
+shifted by a whole number of days so the data ends today (day boundaries stay the original UTC days). T is the
+time before which 80% of the ratings lie. `--split validation` moves everything one step back, inside the past: the
+graph sees the events before T_val (80% of those before T) and is judged on [T_val, T); tuning looks only there. The
+catalog holds every MovieLens movie (some never rated before T) and the synthetic long tail (`longtail` source):
+episodes nobody has heard, so the cold tail is part of the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from podrec_assets.lib.ranking.metrics import coverage, ndcg_per_query, paired_bootstrap, ranking_metrics
+
+K = 10
+QUANTILE = 0.8
+# the baseline every ratio is against: the most listeners with positive engagement over the model's window
+POPULARITY = "popularity (training window)"
+
+
+@dataclass(frozen=True)
+class TemporalSplit:
+    name: str  # test | validation
+    cut: datetime  # the graph sees events before it
+    end: datetime  # the truth: positives in [cut, end)
+    protocol: str = "temporal"
+
+    def past(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["ts"] < self.cut]
+
+    def future(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[(frame["ts"] >= self.cut) & (frame["ts"] < self.end)]
+
+    def describe(self) -> str:
+        return f"the graph saw events before {self.cut:%Y-%m-%d %H:%M} UTC; truth until {self.end:%Y-%m-%d}"
+
+
+@dataclass(frozen=True)
+class ListenerSplit(TemporalSplit):
+    """The steering team's protocol (issue 11): each listener's newest 20% of ratings (listeners with at least 5)
+    hidden; the graph sees the rest, whenever it happened. It rewards what each listener does next, not the
+    future of the whole service, so it is reported beside the temporal protocol, never instead of it."""
+
+    hidden: frozenset = frozenset()  # row positions hidden from the graph: the truth
+    dropped: frozenset = frozenset()  # row positions neither seen nor judged (validation: the test's truth)
+
+    def past(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[~frame.index.isin(self.hidden | self.dropped)]
+
+    def future(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame.index.isin(self.hidden)]
+
+    def describe(self) -> str:
+        return (
+            "each listener's newest 20% of ratings (listeners with ≥ 5) hidden from the graph; truth = those"
+        )
+
+
+def listener_split(
+    frame: pd.DataFrame, name: str = "test", fraction: float = 0.2, minimum: int = 5
+) -> ListenerSplit:
+    """`test`: each listener's newest 20% hidden. `validation`: the same rule again inside what the test leaves
+    (the newest 20% of the remaining 80%), the rest of the test's hidden part dropped: what tuning may look at."""
+    if name == "validation":
+        test = listener_split(frame, "test", fraction, minimum)
+        inner = listener_split(frame.drop(index=list(test.hidden)), "test", fraction, minimum)
+        # the validation graph must not see the test's hidden ratings either: they are dropped from its past
+        return ListenerSplit("validation", inner.cut, inner.end, "per-listener", frozenset(inner.hidden),
+                             frozenset(test.hidden))  # fmt: skip
+    ordered = frame.sort_values(["user_id", "ts", "episode_id"], kind="stable")
+    by_user = ordered.groupby("user_id")
+    newest = by_user.cumcount(ascending=False)
+    size = by_user["user_id"].transform("size")
+    hidden = ordered.index[(size >= minimum) & (newest < np.maximum(1, np.floor(size * fraction)))]
+    end = (frame["ts"].max() + pd.Timedelta(1, "s")).to_pydatetime()
+    return ListenerSplit("test", end, end, "per-listener", frozenset(hidden.tolist()))
+
+
+def movielens_frame(shift_days: int | None = None) -> tuple[pd.DataFrame, int]:
+    """Every MovieLens-100k rating as (user_id, episode_id, rating, ts), shifted to end today; and the shift."""
+    from podrec_assets.lib.datasets.movielens import episode_id, load_ratings, user_id
+
+    ratings = load_ratings()
+    last = max(r.timestamp for r in ratings)
+    if shift_days is None:
+        shift_days = (datetime.now(UTC).date() - datetime.fromtimestamp(last, UTC).date()).days - 1
+    frame = pd.DataFrame(
+        {
+            "user_id": [user_id(r.user) for r in ratings],
+            "episode_id": [episode_id(r.item) for r in ratings],
+            "rating": [r.rating for r in ratings],
+            "ts": pd.to_datetime([r.timestamp + shift_days * 86_400 for r in ratings], unit="s", utc=True),
+        }
+    )
+    return frame.sort_values(["ts", "user_id", "episode_id"], kind="stable").reset_index(
+        drop=True
+    ), shift_days
+
+
+VALIDATION_SPLITS = ("validation", "validation-2", "validation-3")
+
+
+def temporal_split(frame: pd.DataFrame, name: str) -> TemporalSplit:
+    """`test`: the cut leaves 80% of the ratings before it. Each validation split steps one cut back inside the past
+    of the one before (rolling origin): `validation` judges [its cut, the test cut), `validation-2` the period before
+    that, and so on; tuning may look at any of them, never at the test."""
+    end = frame["ts"].max() + pd.Timedelta(1, "s")
+    cut = frame["ts"].quantile(QUANTILE)
+    if name == "test":
+        return TemporalSplit("test", cut.to_pydatetime(), end.to_pydatetime())
+    if name not in VALIDATION_SPLITS:
+        raise ValueError(f"unknown split {name!r}; test or one of {VALIDATION_SPLITS}")
+    for _ in range(VALIDATION_SPLITS.index(name) + 1):
+        end, cut = cut, frame.loc[frame["ts"] < cut, "ts"].quantile(QUANTILE)
+    return TemporalSplit(name, cut.to_pydatetime(), end.to_pydatetime())
+
+
+# `listening`: a rating as a listener's session would show it (seed 000's event types): 5 stars → complete, like
+# and rate; 4 → complete and rate; 3 → rate; 1-2 → skip and rate. Positives stay 4 and 5 stars.
+LISTENING = {5: ("complete", "like", "rate"), 4: ("complete", "rate"), 3: ("rate",), 2: ("skip", "rate"),
+             1: ("skip", "rate")}  # fmt: skip
+
+
+def replay_messages(frame: pd.DataFrame, events: str = "ratings") -> list[tuple[bytes, bytes]]:
+    """(key, value) Kafka messages of v1 events, in time order (ids from (user, movie): idempotent): one `rate`
+    event per rating, or with events="listening" the session a rating stands for (LISTENING)."""
+    from podrec_assets.lib.ingestion.contract import make_v1_event
+
+    messages = []
+    for row in frame.itertuples(index=False):
+        kinds = LISTENING[int(row.rating)] if events == "listening" else ("rate",)
+        for offset, kind in enumerate(kinds):
+            event = make_v1_event(
+                event_id=f"ml100k-{row.user_id}-{row.episode_id}" + ("" if kind == "rate" else f"-{kind}"),
+                user_id=row.user_id,
+                episode_id=row.episode_id,
+                event_type=kind,
+                ts=row.ts.to_pydatetime() + timedelta(seconds=offset),
+                rating=int(row.rating) if kind == "rate" else None,
+                played_pct=1.0 if kind == "complete" else None,
+            )
+            messages.append((row.user_id.encode(), orjson.dumps(event)))
+    return messages
+
+
+@dataclass
+class Workspace:
+    """A private topic, Delta root, model store and MongoDB database on the local (or configured) services."""
+
+    root: Path
+    resources: dict
+    tag: str  # names the topic and the database
+
+
+def make_workspace(root: Path | None = None, longtail: int = 3000) -> Workspace:
+    from dagster_pyspark import PySparkResource
+
+    from podrec_assets.defs.resources import (
+        CatalogResource,
+        DeltaLakeResource,
+        KafkaResource,
+        ModelStoreResource,
+        MongoResource,
+    )
+
+    root = root or Path(tempfile.mkdtemp(prefix="podrec-eval-"))
+    tag = uuid.uuid4().hex[:8]
+    kafka = KafkaResource(
+        bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], topic=f"eval-{tag}", partitions=3
+    )
+    kafka.ensure_topic()
+    resources = {
+        "kafka": kafka,
+        "delta": DeltaLakeResource(root=str(root / "delta")),
+        "models": ModelStoreResource(root=str(root / "models")),
+        "mongo": MongoResource(uri=os.environ["MONGO_URI"], database=f"podrec_eval_{tag}"),
+        "catalog": CatalogResource(sources="movielens,longtail", longtail_episodes=longtail),
+        "pyspark": PySparkResource(spark_config={"spark.remote": os.environ["SPARK_REMOTE"]}),
+    }
+    return Workspace(root, resources, tag)
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def run_graph(
+    workspace: Workspace,
+    past: pd.DataFrame,
+    log: Callable[[str], None],
+    run_config: dict | None = None,
+    events: str = "ratings",
+):
+    """Everything before the cut through the assets, in the order the jobs run them (one instance for all stages:
+    it holds the check evaluations the publish gate reads); returns the seconds per stage."""
+    from dagster import DagsterInstance, materialize
+
+    from podrec_assets.defs.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
+    from podrec_assets.defs.content.checks import content_checks
+    from podrec_assets.defs.engagement.assets import daily_engagement
+    from podrec_assets.defs.ingestion.assets import user_event_tables
+    from podrec_assets.defs.ingestion.checks import raw_user_events_checks
+    from podrec_assets.defs.models.assets import als_model, als_recommendations
+    from podrec_assets.defs.models.checks import als_recommendations_checks
+    from podrec_assets.defs.models.ranker import ranker_model
+    from podrec_assets.tools.producers.kafka_send import send_messages
+    from podrec_assets.defs.serving.assets import final_recommendations, published_recommendations
+    from podrec_assets.defs.serving.checks import final_recommendations_checks
+
+    instance = DagsterInstance.ephemeral()
+    resources = workspace.resources
+    seconds: dict[str, float] = {}
+
+    def stage(name: str, assets: list, **kwargs) -> None:
+        started = time.perf_counter()
+        config = {**QUIET, **({"ops": run_config.get(name, {})} if run_config and name in run_config else {})}
+        result = materialize(
+            assets, resources=resources, instance=instance, run_config=config, raise_on_error=False, **kwargs
+        )
+        seconds[name] = round(time.perf_counter() - started, 1)
+        log(f"  {name:<24} {seconds[name]:>6.1f} s  {'ok' if result.success else 'FAILED'}")
+        if not result.success:
+            raise RuntimeError(f"stage {name} failed (see the Dagster events of run {result.run_id})")
+
+    started = time.perf_counter()
+    messages = replay_messages(past, events)
+    report = send_messages(resources["kafka"], messages, total=len(messages), progress=False)
+    seconds["replay"] = round(time.perf_counter() - started, 1)
+    log(f"  {'replay → Kafka':<24} {seconds['replay']:>6.1f} s  {report.sent} events")
+    stage("ingestion", [user_event_tables, *raw_user_events_checks])
+    first, last = past["ts"].min().date(), past["ts"].max().date()
+    stage(
+        "daily_engagement",
+        [daily_engagement],
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        },
+    )
+    stage("catalog", [episodes])
+    stage("content", [transcripts, transcript_embeddings, episode_similarity, *content_checks])
+    stage("als_model", [als_model, als_recommendations, *als_recommendations_checks])
+    stage("ranker_model", [ranker_model])
+    stage("final_lists", [final_recommendations, *final_recommendations_checks, published_recommendations])
+    return seconds
+
+
+def truth_after(frame: pd.DataFrame, split: TemporalSplit) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(listeners with history before the cut → their positives in [cut, end) not heard before,
+    new listeners → their positives), positives by the project's own weights (a rating above 3)."""
+    past = split.past(frame)
+    future = split.future(frame)
+    future = future[future["rating"] > 3]
+    heard = set(zip(past["user_id"], past["episode_id"], strict=True))
+    known = set(past["user_id"])
+    returning: dict[str, set[str]] = {}
+    new: dict[str, set[str]] = {}
+    for user, episode in zip(future["user_id"], future["episode_id"], strict=True):
+        if user in known:
+            if (user, episode) not in heard:
+                returning.setdefault(user, set()).add(episode)
+        else:
+            new.setdefault(user, set()).add(episode)
+    return returning, new
+
+
+@dataclass
+class TemporalReport:
+    intervals: dict[str, dict[str, float]]  # baseline → 95% bootstrap intervals of the final list against it
+    split: TemporalSplit
+    listeners: int
+    new_listeners: int
+    catalog: int
+    rows: dict[str, dict[str, float]]  # list name → metrics@10 and coverage@10
+    new_listener_rows: dict[str, float]
+    strategy: str
+    why: str
+    seconds: dict[str, float]
+    ranker_gate: dict
+
+    def lines(self) -> list[str]:
+        popularity = self.rows[POPULARITY][f"ndcg@{K}"] or float("nan")
+        out = [
+            (
+                f"MovieLens-100k, {self.split.protocol} protocol ({self.split.name}): {self.split.describe()}; "
+                "truth = positives (rating > 3)"
+            ),
+            (
+                f"{self.listeners} listeners with history scored, catalog {self.catalog} episodes; served strategy: "
+                f"{self.strategy}"
+            ),
+            f"{'list':<40}{'nDCG@10':>9}{'P@10':>8}{'R@10':>8}{'MAP@10':>8}{'cov@10':>8}{'× pop':>7}",
+        ]
+        for name, m in self.rows.items():
+            out.append(
+                f"{name:<40}{m[f'ndcg@{K}']:>9.4f}{m[f'precision@{K}']:>8.4f}{m[f'recall@{K}']:>8.4f}"
+                f"{m[f'map@{K}']:>8.4f}{m[f'coverage@{K}']:>8.4f}{m[f'ndcg@{K}'] / popularity:>7.2f}"
+            )
+        out.append(
+            f"new listeners (no history before the cut, cold-start list): {self.new_listeners}, "
+            f"nDCG@10 {self.new_listener_rows.get(f'ndcg@{K}', 0):.4f}"
+        )
+        for name, ci in self.intervals.items():
+            out.append(
+                f"final list vs {name}: nDCG@10 difference 95% CI [{ci['difference_low']:+.4f}, "
+                f"{ci['difference_high']:+.4f}], ratio [{ci['ratio_low']:.2f}, {ci['ratio_high']:.2f}] "
+                "(paired bootstrap over listeners)"
+            )
+        out.append("seconds per stage: " + ", ".join(f"{k} {v}" for k, v in self.seconds.items()))
+        return out
+
+
+def score_workspace(
+    workspace: Workspace, frame: pd.DataFrame, split: TemporalSplit, seconds: dict
+) -> TemporalReport:
+    from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
+    from podrec_assets.lib.lakehouse import delta_version
+    from podrec_assets.defs.serving.assets import serving_context
+    from podrec_assets.lib.serving.lookup import COLD_START_USER, als_top_n_for, recommendations_for
+    from podrec_assets.lib.serving.recommendations import strategy_lists
+
+    returning, new = truth_after(frame, split)
+    users = sorted(returning)
+    truth = [returning[u] for u in users]
+    resources = workspace.resources
+    delta, models, mongo = resources["delta"], resources["models"], resources["mongo"]
+    raw_version = delta_version(delta.table_uri(RAW_USER_EVENTS), delta.storage_options())
+    ctx, everyone = serving_context(delta, models, 20, min(split.cut, datetime.now(UTC)), raw_version)
+    catalog_ids = np.asarray(ctx.catalog.ids, dtype=object)
+
+    client = mongo.client()
+    try:
+        db = mongo.db(client)
+        served = {u: [d["recommended_episode_id"] for d in recommendations_for(db, u, K)] for u in users}
+        als = {u: [d["new_episode_id"] for d in als_top_n_for(db, u, K)] for u in users}
+        cold = [d["recommended_episode_id"] for d in recommendations_for(db, COLD_START_USER, K)]
+    finally:
+        client.drop_database(mongo.database)
+        client.close()
+
+    def library(strategy: str) -> list[list[str]]:
+        lists = strategy_lists(ctx, everyone, pd.Index(users), strategy)
+        return [[catalog_ids[i] for i in row[:K] if i >= 0] for row in lists.items]
+
+    lists = {
+        POPULARITY: library("popularity"),
+        "popularity of the last 7 days": library("trending"),
+        "ALS alone (MongoDB als_top_n)": [als[u] for u in users],
+        "content alone": library("content"),
+        "hybrid": library("hybrid"),
+        f"final list (MongoDB, {ctx.policy.strategy})": [served[u] for u in users],
+    }
+    rows = {
+        name: {**ranking_metrics(found, truth, K), f"coverage@{K}": coverage(found, len(ctx.catalog), K)}
+        for name, found in lists.items()
+    }
+    final = next(name for name in lists if name.startswith("final list"))
+    served_ndcg = ndcg_per_query(lists[final], truth, K)
+    intervals = {
+        name: paired_bootstrap(served_ndcg, ndcg_per_query(lists[name], truth, K))
+        for name in (POPULARITY, "popularity of the last 7 days", "ALS alone (MongoDB als_top_n)", "hybrid")
+    }
+    new_users = sorted(new)
+    new_rows = ranking_metrics([cold for _ in new_users], [new[u] for u in new_users], K)
+    ranker_gate = {}
+    if ctx.policy.ranker_version:
+        ranker_gate = models.registry("ranker").manifest(ctx.policy.ranker_version)["gate"]
+    return TemporalReport(
+        intervals,
+        split,
+        len(users),
+        len(new_users),
+        len(ctx.catalog),
+        rows,
+        new_rows,
+        ctx.policy.strategy,
+        ctx.policy.why,
+        seconds,
+        ranker_gate,
+    )
+
+
+def evaluate_temporal(
+    split_name: str = "test",
+    protocol: str = "temporal",
+    horizon_days: float | None = None,
+    workdir: Path | None = None,
+    longtail: int = 3000,
+    log: Callable[[str], None] = print,
+    run_config: dict | None = None,
+    events: str = "ratings",
+) -> TemporalReport:
+    frame, shift = movielens_frame()
+    split = (
+        listener_split(frame, split_name) if protocol == "per-listener" else temporal_split(frame, split_name)
+    )
+    if horizon_days and protocol == "temporal":  # judge only the first days after the cut
+        split = replace(split, end=min(split.end, split.cut + timedelta(days=horizon_days)))
+    workspace = make_workspace(workdir, longtail)
+    past = split.past(frame).sort_values(["ts", "user_id", "episode_id"], kind="stable")
+    log(
+        f"{split.protocol} {split.name}: {len(past)} of {len(frame)} ratings go through the graph "
+        f"(MovieLens times + {shift} days) → workspace {workspace.root}"
+    )
+    seconds = run_graph(workspace, past, log, run_config, events)
+    report = score_workspace(workspace, frame, split, seconds)
+    (workspace.root / "report.json").write_text(
+        json.dumps(
+            {
+                "protocol": split.protocol,
+                "split": split.name,
+                "cut": split.cut.isoformat(),
+                "end": split.end.isoformat(),
+                "rows": report.rows,
+                "intervals": report.intervals,
+                "listeners": report.listeners,
+                "strategy": report.strategy,
+                "why": report.why,
+                "new_listeners": report.new_listeners,
+                "new_listener_metrics": report.new_listener_rows,
+                "ranker_gate": report.ranker_gate,
+                "seconds": seconds,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    return report
