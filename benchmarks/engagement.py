@@ -37,8 +37,8 @@ def main() -> None:
         from dagster import materialize
 
         from podrec_assets.defs.engagement.assets import daily_engagement
-        from podrec_assets.tools.producers.synthetic import generate_events
         from podrec_assets.defs.resources import DeltaLakeResource, build_resources
+        from podrec_assets.tools.producers.synthetic import generate_events
         from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
 
         template = list(generate_events(users=max(50, args.events_per_day // 60), days=1, seed=3,

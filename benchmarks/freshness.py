@@ -280,7 +280,8 @@ def foldin_vs_retrain(rounds: int) -> None:
     import numpy as np
     from pyspark.sql import SparkSession
 
-    from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors, training_rows
+    from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
+    from podrec_assets.lib.models.factors import training_rows
     from podrec_assets.lib.models.foldin import fold_in, gramian
     from podrec_assets.lib.models.recommend import read_model
     from podrec_assets.lib.models.registry import ModelRegistry

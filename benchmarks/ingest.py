@@ -38,11 +38,11 @@ def main() -> None:
     args = parser.parse_args()
 
     with local_services(["kafka"]):
+        from podrec_assets.defs.resources import build_resources
         from podrec_assets.lib.ingestion.delta_sink import DeltaEventSink
         from podrec_assets.lib.ingestion.kafka_to_delta import IngestLimits, ingest_pending
         from podrec_assets.tools.producers.kafka_send import send_messages
         from podrec_assets.tools.producers.synthetic import generate_events
-        from podrec_assets.defs.resources import build_resources
 
         kafka = build_resources(resolved=True)["kafka"].model_copy(
             update={"topic": f"bench-{uuid.uuid4().hex[:8]}"}

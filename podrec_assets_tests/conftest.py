@@ -135,13 +135,18 @@ def graph(delta, resources):
     and a ranker: everything the lists are made from. Returns the instance that holds its check evaluations."""
     from dagster import DagsterInstance, materialize
 
-    from podrec_assets.defs.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
-    from podrec_assets.lib.content.tables import EPISODES
+    from podrec_assets.defs.content.assets import (
+        episode_similarity,
+        episodes,
+        transcript_embeddings,
+        transcripts,
+    )
     from podrec_assets.defs.engagement.assets import daily_engagement
-    from podrec_assets.lib.lakehouse import read_table
     from podrec_assets.defs.models.assets import als_model, als_recommendations
     from podrec_assets.defs.models.checks import als_recommendations_checks
     from podrec_assets.defs.models.ranker import ranker_model
+    from podrec_assets.lib.content.tables import EPISODES
+    from podrec_assets.lib.lakehouse import read_table
     from podrec_assets.tools.producers.synthetic import catalog_from_documents, generate_events
     from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
 

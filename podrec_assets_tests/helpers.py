@@ -12,6 +12,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from podrec_assets.defs.ingestion.assets import open_sink
+from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 from podrec_assets.lib.ingestion.batch_validation import validate_batch
 from podrec_assets.lib.ingestion.contract import make_v1_event
 from podrec_assets.lib.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
@@ -21,7 +22,6 @@ from podrec_assets.lib.ingestion.tables import (
     RAW_USER_EVENTS_PARTITION_BY,
     RAW_USER_EVENTS_SCHEMA,
 )
-from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 
 
 def v1_events(n: int, prefix: str = "e", users: int = 20, start: datetime | None = None) -> list[dict]:

@@ -11,12 +11,12 @@ import pytest
 from dagster import materialize
 from deltalake import write_deltalake
 
-from podrec_assets.lib.content.tables import EPISODES
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT, DAILY_ENGAGEMENT_SCHEMA
-from podrec_assets.lib.lakehouse import delta_version, read_table
 from podrec_assets.defs.resources import CatalogResource
 from podrec_assets.defs.serving import assets as serving_assets
 from podrec_assets.defs.serving.checks import final_recommendations_checks
+from podrec_assets.lib.content.tables import EPISODES
+from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT, DAILY_ENGAGEMENT_SCHEMA
+from podrec_assets.lib.lakehouse import delta_version, read_table
 from podrec_assets.lib.serving.lookup import (
     COLD_START_USER,
     FINAL_RECOMMENDATIONS,

@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from podrec_assets.lib.engagement.daily import weight_column
 from podrec_assets.lib.engagement.weights import EventWeights
-from podrec_assets.lib.models.als import AlsParams, fit_als, index_ids, model_factors, training_rows
+from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
+from podrec_assets.lib.models.factors import index_ids, training_rows
 from podrec_assets.lib.models.foldin import fold_in, gramian
 
 
@@ -59,7 +61,7 @@ def test_driver_weights_equal_the_spark_column(spark):
     )  # fmt: skip
     from_spark = (
         spark.createDataFrame(table.to_pandas().astype({"rating": "float64"}))
-        .withColumn("w", weights.column())
+        .withColumn("w", weight_column(weights))
         .toPandas()["w"]
         .fillna(0.0)  # a rate without rating: Spark's null adds nothing to a sum
         .to_numpy()

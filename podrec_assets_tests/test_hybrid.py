@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from scipy import sparse
 
-from podrec_assets.lib.models.als import Factors
+from podrec_assets.lib.models.factors import Factors
 from podrec_assets.lib.models.ranking import pair_matrix
 from podrec_assets.lib.models.recommend import AlsModel
 from podrec_assets.lib.ranking.history import pairs_from_daily

@@ -6,11 +6,16 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from podrec_assets.defs.resources import KafkaResource
+from podrec_assets.lib.datasets.movielens import load_ratings, replay_events
 from podrec_assets.lib.ingestion.contract import validate_message
 from podrec_assets.tools.producers.kafka_send import BrokerUnavailable, send_messages
-from podrec_assets.lib.datasets.movielens import load_ratings, replay_events
-from podrec_assets.tools.producers.synthetic import generate_events, make_listeners, sample_catalog, to_seed000
-from podrec_assets.defs.resources import KafkaResource
+from podrec_assets.tools.producers.synthetic import (
+    generate_events,
+    make_listeners,
+    sample_catalog,
+    to_seed000,
+)
 from podrec_assets_tests.conftest import free_port
 from podrec_assets_tests.helpers import ingest, table
 

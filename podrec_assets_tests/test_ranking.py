@@ -10,10 +10,9 @@ import pyarrow as pa
 import pytest
 
 from podrec_assets.lib.engagement.weights import EventWeights
-from podrec_assets.lib.models.als import Factors, index_ids, training_rows
+from podrec_assets.lib.models.factors import Factors, index_ids, training_rows
 from podrec_assets.lib.models.foldin import fold_in
 from podrec_assets.lib.models.recommend import AlsModel
-from podrec_assets.tools.producers.synthetic import generate_events, sample_catalog
 from podrec_assets.lib.ranking.candidates import FEATURES, RecallConfig, recall
 from podrec_assets.lib.ranking.catalog import align_model, build_catalog
 from podrec_assets.lib.ranking.history import pairs_from_daily, pairs_from_events
@@ -29,6 +28,7 @@ from podrec_assets.lib.ranking.training import (
     snapshot_stats,
     train_and_gate,
 )
+from podrec_assets.tools.producers.synthetic import generate_events, sample_catalog
 
 END = datetime(2026, 6, 30, 22, tzinfo=UTC)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from podrec_assets.lib.models.als import Factors
 from podrec_assets.defs.models.assets import gate
+from podrec_assets.lib.models.factors import Factors
 from podrec_assets.lib.models.ranking import best_k, pair_matrix, popularity, rank_with_factors, top_n
 from podrec_assets.lib.models.registry import ModelRegistry, read_ids, write_ids
 

@@ -24,11 +24,11 @@ from dagster import (
 )
 from deltalake import DeltaTable, write_deltalake
 
+from podrec_assets.defs.stats.assets import global_stats, user_stats
 from podrec_assets.lib.content.tables import EPISODES, EPISODES_SCHEMA
 from podrec_assets.lib.ingestion.contract import CONTENT_EVENT_TYPES, make_v1_event
 from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.lib.stats.aggregate import DocIncrement, load_catalog
-from podrec_assets.defs.stats.assets import global_stats, user_stats
 from podrec_assets.lib.stats.batches import UnsupportedTableChange
 from podrec_assets.lib.stats.global_stats import compute_global_stats, write_global_stats
 from podrec_assets.lib.stats.incremental import STREAM, StreamMismatch, update_user_stats

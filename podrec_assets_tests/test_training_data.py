@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from podrec_assets.lib.models.als import EPISODE_IDX, USER_IDX, index_ids, training_rows
 from podrec_assets.lib.models.evaluation import temporal_holdout
+from podrec_assets.lib.models.factors import EPISODE_IDX, USER_IDX, index_ids, training_rows
 
 
 def pairs(rows: list[tuple[str, str, float, int]]) -> pd.DataFrame:

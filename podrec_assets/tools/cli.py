@@ -228,7 +228,12 @@ def _summarize_mongo() -> None:
 def _summarize_content(delta, examples: int = 3, neighbours: int = 3) -> None:
     from collections import Counter
 
-    from podrec_assets.lib.content.tables import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS
+    from podrec_assets.lib.content.tables import (
+        EPISODE_SIMILARITY,
+        EPISODES,
+        TRANSCRIPT_EMBEDDINGS,
+        TRANSCRIPTS,
+    )
     from podrec_assets.lib.lakehouse import read_table
 
     options = delta.storage_options()
@@ -489,7 +494,11 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, h
     from pyspark.sql import SparkSession
 
     from podrec_assets.lib.models.als import AlsParams
-    from podrec_assets.tools.experiments.movielens_eval import RANDOM_PROTOCOL_PARAMS, evaluate_movielens, report_lines
+    from podrec_assets.tools.experiments.movielens_eval import (
+        RANDOM_PROTOCOL_PARAMS,
+        evaluate_movielens,
+        report_lines,
+    )
     from podrec_assets.tools.stack import LocalStack, ServiceError
 
     overrides = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter}

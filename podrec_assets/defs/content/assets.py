@@ -21,6 +21,7 @@ from dagster import (
 from deltalake import write_deltalake
 from pydantic import Field
 
+from podrec_assets.defs.resources import CatalogResource, DeltaLakeResource, MongoResource
 from podrec_assets.lib.content.catalog import mirror_episodes
 from podrec_assets.lib.content.embedding import MODEL_NAME, OVERLAP, embed_texts, load_model, texts_to_encode
 from podrec_assets.lib.content.similarity import top_k_similar
@@ -43,7 +44,6 @@ from podrec_assets.lib.content.transcripts import (
     run_jobs,
 )
 from podrec_assets.lib.lakehouse import delta_version, read_table, upsert_by_key
-from podrec_assets.defs.resources import CatalogResource, DeltaLakeResource, MongoResource
 
 CONTENT_GROUP = "content"
 FOLLOWS_UPSTREAM = AutomationCondition.eager()

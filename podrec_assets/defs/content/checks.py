@@ -15,6 +15,7 @@ from dagster import (
     multi_asset_check,
 )
 
+from podrec_assets.defs.resources import DeltaLakeResource
 from podrec_assets.lib.content.embedding import DIMENSION, texts_to_encode
 from podrec_assets.lib.content.tables import (
     EPISODE_SIMILARITY,
@@ -24,7 +25,6 @@ from podrec_assets.lib.content.tables import (
     vector_matrix,
 )
 from podrec_assets.lib.lakehouse import read_table
-from podrec_assets.defs.resources import DeltaLakeResource
 
 NORM_TOLERANCE = 1e-3
 

@@ -18,6 +18,7 @@ from dagster import (
 from dagster_pyspark import PySparkResource
 from pydantic import Field
 
+from podrec_assets.defs.resources import DeltaLakeResource
 from podrec_assets.lib.engagement.daily import (
     DAILY_ENGAGEMENT,
     aggregate_daily_engagement,
@@ -34,7 +35,6 @@ from podrec_assets.lib.engagement.daily import (
 from podrec_assets.lib.engagement.weights import EventWeights
 from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.lib.lakehouse import delta_version, replace_partitions
-from podrec_assets.defs.resources import DeltaLakeResource
 from podrec_assets.lib.settings import first_partition_day
 
 ENGAGEMENT_GROUP = "engagement"
@@ -46,9 +46,13 @@ warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_poli
 DAILY_PARTITIONS = DailyPartitionsDefinition(start_date=first_partition_day(), timezone="UTC")
 
 
+class EventWeightsConfig(EventWeights, Config):
+    """The plain `EventWeights` (lib/engagement/weights.py) as Dagster run config."""
+
+
 class DailyEngagementConfig(Config):
-    weights: EventWeights = Field(
-        default_factory=EventWeights, description="event weights (engagement/weights.py)"
+    weights: EventWeightsConfig = Field(
+        default_factory=EventWeightsConfig, description="event weights (lib/engagement/weights.py)"
     )
 
 

@@ -11,10 +11,10 @@ from dagster import (
 )
 from pydantic import Field
 
+from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 from podrec_assets.lib.ingestion.delta_sink import DeltaEventSink
 from podrec_assets.lib.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
 from podrec_assets.lib.ingestion.tables import QUARANTINED_EVENTS, RAW_USER_EVENTS
-from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 
 INGESTION_GROUP = "ingestion"
 # Tag of the runs the sensor requests (find them in the UI with podrec/ingest=user-events).

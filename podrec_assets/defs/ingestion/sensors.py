@@ -17,10 +17,10 @@ from dagster import (
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRunStatus
 
 from podrec_assets.defs.ingestion.assets import INGEST_TAG, user_event_tables
-from podrec_assets.lib.ingestion.kafka_to_delta import pending_partitions, read_positions
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 from podrec_assets.defs.serving.assets import FRESH_RECOMMENDATIONS
+from podrec_assets.lib.ingestion.kafka_to_delta import pending_partitions, read_positions
+from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.lib.stats.store import USER_AFFINITIES, USER_STATS
 
 # One run per ingestion carries the events to everything a listener sees within a minute: the tables, their stats

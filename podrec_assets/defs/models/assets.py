@@ -16,21 +16,28 @@ from dagster_pyspark import PySparkResource
 from deltalake import DeltaTable, write_deltalake
 from pydantic import Field
 
+from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource
 from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lib.lakehouse import delta_version
-from podrec_assets.lib.models.als import AlsParams, fit_als, index_ids, model_factors, training_rows
+from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
 from podrec_assets.lib.models.evaluation import fit_and_evaluate, temporal_holdout, timed
+from podrec_assets.lib.models.factors import index_ids, training_rows
 from podrec_assets.lib.models.recommend import ALS_RECOMMENDATIONS, recommend_all_users
 from podrec_assets.lib.models.training import engagement_window, load_interactions, save_version
-from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource
 
 MODELS_GROUP = "models"
 ALS_MODEL = "als_model"
 
 
+class AlsParamsConfig(AlsParams, Config):
+    """The plain `AlsParams` (lib/models/als.py) as Dagster run config."""
+
+
 class AlsTrainingConfig(Config):
-    params: AlsParams = Field(default_factory=AlsParams, description="ALS hyper-parameters (models/als.py)")
-    candidate_params: list[AlsParams] = Field(
+    params: AlsParamsConfig = Field(
+        default_factory=AlsParamsConfig, description="ALS hyper-parameters (lib/models/als.py)"
+    )
+    candidate_params: list[AlsParamsConfig] = Field(
         default_factory=list,
         description="more settings to try besides `params`: each is fitted on the held-out split and the best "
         "nDCG is chosen (and refitted for serving); every candidate costs one more fit",

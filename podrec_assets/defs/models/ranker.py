@@ -17,12 +17,14 @@ from dagster import (
 from dagster_pyspark import PySparkResource
 from pydantic import Field
 
+from podrec_assets.defs.models.assets import ALS_MODEL, MODELS_GROUP
+from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource
 from podrec_assets.lib.content.tables import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS
 from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lib.lakehouse import read_table
-from podrec_assets.lib.models.als import AlsParams, fit_als, index_ids, model_factors, training_rows
-from podrec_assets.defs.models.assets import ALS_MODEL, MODELS_GROUP
+from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
 from podrec_assets.lib.models.evaluation import timed
+from podrec_assets.lib.models.factors import index_ids, training_rows
 from podrec_assets.lib.models.recommend import AlsModel, read_model
 from podrec_assets.lib.models.training import load_interactions, read_split
 from podrec_assets.lib.ranking.candidates import RecallConfig
@@ -30,7 +32,6 @@ from podrec_assets.lib.ranking.catalog import align_model, build_catalog
 from podrec_assets.lib.ranking.ranker import RankerParams
 from podrec_assets.lib.ranking.strategies import StrategyConfig
 from podrec_assets.lib.ranking.training import RankerTrainingConfig, make_snapshot, query_set, train_and_gate
-from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource
 
 RANKER_MODEL = "ranker_model"
 

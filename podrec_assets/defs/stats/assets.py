@@ -24,9 +24,9 @@ from dagster import (
     multi_asset,
 )
 
+from podrec_assets.defs.resources import DeltaLakeResource, MongoResource
 from podrec_assets.lib.content.tables import EPISODES
 from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
-from podrec_assets.defs.resources import DeltaLakeResource, MongoResource
 from podrec_assets.lib.stats.aggregate import load_catalog
 from podrec_assets.lib.stats.batches import UnsupportedTableChange
 from podrec_assets.lib.stats.global_stats import compute_global_stats, write_global_stats

@@ -8,7 +8,7 @@ from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -57,11 +57,34 @@ def read_days(
     return read_table(uri, columns, storage_options, date_filter("event_date", first, last), version)
 
 
+def weight_column(weights: EventWeights) -> Column:
+    """The weight of each row of `raw_user_events`, as a Spark column expression (`EventWeights.of_events` is the
+    same table for the driver; a test holds them equal)."""
+    event = F.col("event_type")
+    listened = F.coalesce(F.col("played_pct"), F.lit(0.0))
+    return (
+        F.when(event == "like", F.lit(weights.like))
+        .when(event == "complete", F.lit(weights.complete))
+        .when(event == "rate", F.col("rating").cast("double") - F.lit(weights.rating_neutral))
+        .when(event == "pause", listened * F.lit(weights.pause_per_listened))
+        .when(
+            event == "abandon", listened * F.lit(weights.abandon_per_listened) - F.lit(weights.abandon_penalty)
+        )
+        .when(event == "skip", F.lit(weights.skip))
+        .when(event == "play", F.lit(weights.play))
+        .when(event == "search_click", F.lit(weights.search_click))
+        .when(event == "view", F.lit(weights.view))
+        .when(event == "resume", F.lit(weights.resume))
+        .otherwise(F.lit(0.0))
+    )
+
+
+
 def aggregate_daily_engagement(events: DataFrame, weights: EventWeights) -> DataFrame:
     """Content events (those naming an episode) grouped by user, episode and day."""
     return (
         events.where(F.col("episode_id").isNotNull())
-        .withColumn("weight", weights.column())
+        .withColumn("weight", weight_column(weights))
         .groupBy("user_id", "episode_id", "event_date")
         .agg(
             F.round(F.sum("weight"), WEIGHT_DECIMALS).alias("weight_sum"),

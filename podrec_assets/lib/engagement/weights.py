@@ -12,8 +12,8 @@
 | search_click | +0.5                                                                        |
 | view, resume | 0 (counted, but say nothing about liking)                                   |
 
-The same table is written twice, once per engine: `column()` for Spark (`daily_engagement`, the training data) and
-`of_events()` for Arrow on the driver (the near-real-time lists read a listener's newest events without Spark); a
+The same table is written twice, once per engine: `weight_column()` in `daily.py` for Spark (`daily_engagement`,
+the training data) and `of_events()` here for Arrow on the driver (the near-real-time lists read a listener's newest events without Spark); a
 test holds the two equal on every event type.
 
 Negative sums stay negative in `daily_engagement`; how they reach the model is in `models/als.py`.
@@ -22,13 +22,10 @@ Non-content events (search, login, …) have no episode and are not part of enga
 
 import numpy as np
 import pyarrow as pa
-from dagster import Config
-from pydantic import Field
-from pyspark.sql import Column
-from pyspark.sql import functions as F
+from pydantic import BaseModel, Field
 
 
-class EventWeights(Config):
+class EventWeights(BaseModel):
     like: float = Field(default=3.0, description="weight of a like")
     complete: float = Field(default=2.0, description="weight of a completed episode")
     rating_neutral: float = Field(default=3.0, description="rate → rating − this (seed 000: 3)")
@@ -66,26 +63,6 @@ class EventWeights(Config):
         """Bounds of any single event's weight: a day's sum of n events lies within n × these."""
         lows, highs = zip(*self.bounds().values(), strict=True)
         return min(lows), max(highs)
-
-    def column(self) -> Column:
-        """The weight of each row of `raw_user_events`, as a Spark column expression."""
-        event = F.col("event_type")
-        listened = F.coalesce(F.col("played_pct"), F.lit(0.0))
-        return (
-            F.when(event == "like", F.lit(self.like))
-            .when(event == "complete", F.lit(self.complete))
-            .when(event == "rate", F.col("rating").cast("double") - F.lit(self.rating_neutral))
-            .when(event == "pause", listened * F.lit(self.pause_per_listened))
-            .when(
-                event == "abandon", listened * F.lit(self.abandon_per_listened) - F.lit(self.abandon_penalty)
-            )
-            .when(event == "skip", F.lit(self.skip))
-            .when(event == "play", F.lit(self.play))
-            .when(event == "search_click", F.lit(self.search_click))
-            .when(event == "view", F.lit(self.view))
-            .when(event == "resume", F.lit(self.resume))
-            .otherwise(F.lit(0.0))
-        )
 
     def of_events(self, events: pa.Table) -> np.ndarray:
         """The weight of each row of `events` (columns event_type, rating, played_pct), as `column()` computes it

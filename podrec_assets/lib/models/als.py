@@ -1,4 +1,5 @@
-"""Implicit-feedback ALS (Spark ML) on engagement: id indexing, the training rows and every hyper-parameter.
+"""Implicit-feedback ALS (Spark ML) on engagement: every hyper-parameter, the fit, and its factors fetched to the
+driver. The id indexing, the training rows and the factors on the driver are plain code in `factors.py`.
 
 How engagement reaches the model: Spark's implicit ALS (Hu, Koren & Volinsky 2008) reads a pair's engagement r as a
 confidence c = 1 + alpha·|r| in a preference p = 1 if r > 0 else 0. A positive sum is "likes it, this much"; a
@@ -11,22 +12,15 @@ make the least-squares system singular (measured: LAPACK dppsv fails).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-from dagster import Config
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame
 
-USER_IDX = "user_idx"
-EPISODE_IDX = "episode_idx"
+from podrec_assets.lib.models.factors import EPISODE_IDX, USER_IDX, Factors
 
 
-class AlsParams(Config):
+class AlsParams(BaseModel):
     """Every ALS hyper-parameter, set explicitly (Spark's defaults are not what its docs suggest)."""
 
     # Defaults chosen on the temporal protocol's validation cut of MovieLens-100k (README, "Quality"): alpha 1 over
@@ -67,74 +61,8 @@ def als_estimator(params: AlsParams) -> ALS:
     )
 
 
-@dataclass(frozen=True)
-class IdMapping:
-    """String ids ↔ the dense integers ALS needs; position = index (alphabetical, so deterministic)."""
-
-    user_ids: list[str]
-    episode_ids: list[str]
-
-
-def index_ids(interactions: pd.DataFrame) -> tuple[pd.DataFrame, IdMapping]:
-    """Adds `user_idx` and `episode_idx` (int32): each id's position in the sorted list of distinct ids.
-
-    Done on the driver with `pandas.factorize`: the window's interactions come to the driver anyway (ranking and
-    the id files need them), and a Spark StringIndexer fit cost a second pass over them."""
-    users, user_ids = pd.factorize(interactions["user_id"], sort=True)
-    episodes, episode_ids = pd.factorize(interactions["episode_id"], sort=True)
-    indexed = interactions.assign(
-        **{USER_IDX: users.astype(np.int32), EPISODE_IDX: episodes.astype(np.int32)}
-    )
-    return indexed, IdMapping(list(user_ids), list(episode_ids))
-
-
-def training_rows(pairs: pd.DataFrame, negative_feedback: bool) -> pd.DataFrame:
-    """The (user_idx, episode_idx, engagement) rows ALS is fitted on (see the module docstring)."""
-    columns = [USER_IDX, EPISODE_IDX, "engagement"]
-    positive = pairs["engagement"] > 0
-    if not negative_feedback:
-        return pairs.loc[positive, columns].reset_index(drop=True)
-    negative = (
-        (pairs["engagement"] < 0)
-        & pairs[USER_IDX].isin(pairs.loc[positive, USER_IDX])
-        & pairs[EPISODE_IDX].isin(pairs.loc[positive, EPISODE_IDX])
-    )
-    return pairs.loc[positive | negative, columns].reset_index(drop=True)
-
-
 def fit_als(rows: DataFrame, params: AlsParams) -> ALSModel:
     return als_estimator(params).fit(rows)
-
-
-@dataclass(frozen=True)
-class Factors:
-    """A fitted model's factors on the driver: row i of `vectors` belongs to index `ids[i]`."""
-
-    ids: np.ndarray
-    vectors: np.ndarray
-
-    def dense(self, size: int) -> np.ndarray:
-        """Vectors by index 0..size-1; indices the model never saw get zero vectors (score 0)."""
-        out = np.zeros((size, self.vectors.shape[1]), dtype=np.float32)
-        out[self.ids] = self.vectors
-        return out
-
-
-def write_factors(path, factors: Factors) -> None:
-    """Factors as Parquet (index, vector): with the id mappings, all a version needs to score (no Spark)."""
-    vectors = pa.FixedSizeListArray.from_arrays(
-        pa.array(factors.vectors.ravel(), pa.float32()), factors.vectors.shape[1]
-    )
-    pq.write_table(pa.table({"idx": pa.array(factors.ids, pa.int32()), "vector": vectors}), path)
-
-
-def read_factors(path) -> Factors:
-    table = pq.read_table(path)
-    vectors = table.column("vector").combine_chunks()
-    flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    return Factors(
-        table.column("idx").to_numpy().astype(np.int64), flat.reshape(len(table), vectors.type.list_size)
-    )
 
 
 def model_factors(model: ALSModel) -> tuple[Factors, Factors]:

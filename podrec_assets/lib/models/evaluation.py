@@ -15,15 +15,8 @@ from pyspark.ml.evaluation import RankingEvaluator
 from pyspark.sql import SparkSession
 from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
 
-from podrec_assets.lib.models.als import (
-    EPISODE_IDX,
-    USER_IDX,
-    AlsParams,
-    Factors,
-    fit_als,
-    model_factors,
-    training_rows,
-)
+from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
+from podrec_assets.lib.models.factors import EPISODE_IDX, USER_IDX, Factors, training_rows
 from podrec_assets.lib.models.ranking import pair_matrix, popularity, rank_with_factors, top_n
 
 # RankingEvaluator's metric names → the names podrec reports.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from podrec_assets.lib.models.als import Factors
+from podrec_assets.lib.models.factors import Factors
 
 BLOCK_USERS = 2048
 

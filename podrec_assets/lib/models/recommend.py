@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from podrec_assets.lib.models.als import Factors, read_factors
+from podrec_assets.lib.models.factors import Factors, read_factors
 from podrec_assets.lib.models.ranking import pair_matrix, rank_with_factors
 from podrec_assets.lib.models.registry import MANIFEST, read_ids
 

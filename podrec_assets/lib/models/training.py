@@ -14,8 +14,8 @@ from pyspark.sql import functions as F
 
 from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT_SPARK_SCHEMA, WEIGHT_DECIMALS
 from podrec_assets.lib.lakehouse import date_filter, read_delta
-from podrec_assets.lib.models.als import EPISODE_IDX, USER_IDX, Factors, IdMapping, write_factors
 from podrec_assets.lib.models.evaluation import Evaluation
+from podrec_assets.lib.models.factors import EPISODE_IDX, USER_IDX, Factors, IdMapping, write_factors
 from podrec_assets.lib.models.registry import ModelRegistry, write_ids
 
 

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 
-from podrec_assets.lib.models.als import AlsParams, index_ids
-from podrec_assets.lib.models.evaluation import Evaluation, fit_and_evaluate, temporal_holdout
 from podrec_assets.lib.datasets.movielens import episode_id, load_ratings, user_id
+from podrec_assets.lib.models.als import AlsParams
+from podrec_assets.lib.models.evaluation import Evaluation, fit_and_evaluate, temporal_holdout
+from podrec_assets.lib.models.factors import index_ids
 
 # The setting chosen for this protocol on its validation split (README: "Quality on real data"). The asset's own
 # defaults (AlsParams) are tuned for what production meets, the temporal protocol, and may differ.

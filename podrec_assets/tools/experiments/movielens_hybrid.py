@@ -18,12 +18,13 @@ from scipy import sparse
 from podrec_assets.lib.content.embedding import embed_texts, load_model
 from podrec_assets.lib.content.similarity import top_k_similar
 from podrec_assets.lib.content.sources import movielens_episodes
-from podrec_assets.lib.models.als import EPISODE_IDX, USER_IDX, AlsParams, IdMapping, index_ids
+from podrec_assets.lib.models.als import AlsParams
 from podrec_assets.lib.models.evaluation import Evaluation, fit_and_evaluate, ranking_metrics
-from podrec_assets.tools.experiments.movielens_eval import movielens_interactions
+from podrec_assets.lib.models.factors import EPISODE_IDX, USER_IDX, IdMapping, index_ids
 from podrec_assets.lib.models.ranking import pair_matrix, popularity
 from podrec_assets.lib.ranking.strategies import StrategyConfig
 from podrec_assets.lib.serving.hybrid import HybridInputs, choose_anchors, hybrid_top_n, similarity_matrix
+from podrec_assets.tools.experiments.movielens_eval import movielens_interactions
 
 NEIGHBOURS = 20
 ANCHORS = 5

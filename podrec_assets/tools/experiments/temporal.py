@@ -216,7 +216,12 @@ def run_graph(
     it holds the check evaluations the publish gate reads); returns the seconds per stage."""
     from dagster import DagsterInstance, materialize
 
-    from podrec_assets.defs.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
+    from podrec_assets.defs.content.assets import (
+        episode_similarity,
+        episodes,
+        transcript_embeddings,
+        transcripts,
+    )
     from podrec_assets.defs.content.checks import content_checks
     from podrec_assets.defs.engagement.assets import daily_engagement
     from podrec_assets.defs.ingestion.assets import user_event_tables
@@ -224,9 +229,9 @@ def run_graph(
     from podrec_assets.defs.models.assets import als_model, als_recommendations
     from podrec_assets.defs.models.checks import als_recommendations_checks
     from podrec_assets.defs.models.ranker import ranker_model
-    from podrec_assets.tools.producers.kafka_send import send_messages
     from podrec_assets.defs.serving.assets import final_recommendations, published_recommendations
     from podrec_assets.defs.serving.checks import final_recommendations_checks
+    from podrec_assets.tools.producers.kafka_send import send_messages
 
     instance = DagsterInstance.ephemeral()
     resources = workspace.resources
@@ -334,9 +339,9 @@ class TemporalReport:
 def score_workspace(
     workspace: Workspace, frame: pd.DataFrame, split: TemporalSplit, seconds: dict
 ) -> TemporalReport:
+    from podrec_assets.defs.serving.assets import serving_context
     from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
     from podrec_assets.lib.lakehouse import delta_version
-    from podrec_assets.defs.serving.assets import serving_context
     from podrec_assets.lib.serving.lookup import COLD_START_USER, als_top_n_for, recommendations_for
     from podrec_assets.lib.serving.recommendations import strategy_lists
 
