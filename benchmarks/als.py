@@ -44,11 +44,11 @@ def main() -> None:
         from podrec_assets.defs.models.assets import AlsTrainingConfig, als_model
         from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource, build_resources
         from podrec_assets.lib.datasets.movielens import load_ratings, replay_events
-        from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
         from podrec_assets.lib.models.als import AlsParams, als_estimator
         from podrec_assets.lib.models.evaluation import temporal_holdout
         from podrec_assets.lib.models.factors import index_ids, training_rows
         from podrec_assets.lib.models.training import engagement_window, load_interactions
+        from podrec_assets.names import DAILY_ENGAGEMENT
         from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
 
         ratings = load_ratings()

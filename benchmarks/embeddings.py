@@ -67,7 +67,8 @@ def encode_benchmark(texts: list[str], rounds: int) -> None:
     from podrec_assets.defs.content.assets import transcript_embeddings
     from podrec_assets.defs.resources import DeltaLakeResource
     from podrec_assets.lib.content.embedding import chunk_text, load_model
-    from podrec_assets.lib.content.tables import TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS, TRANSCRIPTS_SCHEMA
+    from podrec_assets.lib.content.tables import TRANSCRIPTS_SCHEMA
+    from podrec_assets.names import TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS
 
     torch.set_num_threads(os.cpu_count() or 1)
     root = Path(tempfile.mkdtemp(prefix="podrec-bench-embed-"))

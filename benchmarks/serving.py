@@ -89,7 +89,8 @@ def sub_document_rows(users: int, per_user: int, version: str):
 
 
 def make_call(db, op: str, users: int, per_user: int, rng: random.Random):
-    from podrec_assets.lib.serving.lookup import FINAL_RECOMMENDATIONS, recommendations_for, top_n
+    from podrec_assets.lib.serving.lookup import recommendations_for, top_n
+    from podrec_assets.names import FINAL_RECOMMENDATIONS
 
     if op == "lookup":
 
@@ -217,12 +218,9 @@ def publish_line(what: str, report) -> str:
 
 def publishers(db, users: int, per_user: int, version: str):
     """{collection: a function publishing it} for both shapes `published_recommendations` writes."""
-    from podrec_assets.lib.serving.lookup import (
-        FINAL_RECOMMENDATIONS,
-        FINAL_RECOMMENDATIONS_INDEXES,
-        USER_RECOMMENDATIONS,
-    )
+    from podrec_assets.lib.serving.lookup import FINAL_RECOMMENDATIONS_INDEXES
     from podrec_assets.lib.serving.publish import publish_collection
+    from podrec_assets.names import FINAL_RECOMMENDATIONS, USER_RECOMMENDATIONS
 
     return {
         USER_RECOMMENDATIONS: lambda: publish_collection(
@@ -280,7 +278,7 @@ def capacity(args, db, ops) -> dict[str, dict]:
 
 
 def per_rank(args, db, publish) -> None:
-    from podrec_assets.lib.serving.lookup import FINAL_RECOMMENDATIONS
+    from podrec_assets.names import FINAL_RECOMMENDATIONS
 
     print(f"\n3. seed 001's per-rank shape ({FINAL_RECOMMENDATIONS}, a document per user and rank)")
     print(f"  {publish_line(f'published {FINAL_RECOMMENDATIONS}', publish[FINAL_RECOMMENDATIONS]())}")
@@ -292,7 +290,7 @@ def per_rank(args, db, publish) -> None:
 
 
 def publish_under_load(args, db) -> None:
-    from podrec_assets.lib.serving.lookup import FINAL_RECOMMENDATIONS, USER_RECOMMENDATIONS
+    from podrec_assets.names import FINAL_RECOMMENDATIONS, USER_RECOMMENDATIONS
 
     rate = TARGETS[0][1]
     print(f"\n4. lookup at {rate} QPS scheduled while each set is published again")
@@ -318,7 +316,7 @@ def publish_under_load(args, db) -> None:
 
 
 def run(args, db, server_line: str) -> None:
-    from podrec_assets.lib.serving.lookup import USER_RECOMMENDATIONS
+    from podrec_assets.names import USER_RECOMMENDATIONS
 
     print(f"{args.users:,} users x {args.per_user} recommendations")
     publish = publishers(db, args.users, args.per_user, "v1")

@@ -145,8 +145,8 @@ def graph(delta, resources):
     from podrec_assets.defs.models.assets import als_model, als_recommendations
     from podrec_assets.defs.models.checks import als_recommendations_checks
     from podrec_assets.defs.models.ranker import ranker_model
-    from podrec_assets.lib.content.tables import EPISODES
     from podrec_assets.lib.lakehouse import read_table
+    from podrec_assets.names import EPISODES
     from podrec_assets.tools.producers.synthetic import catalog_from_documents, generate_events
     from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
 

@@ -16,12 +16,8 @@ from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 from podrec_assets.lib.ingestion.batch_validation import validate_batch
 from podrec_assets.lib.ingestion.contract import make_v1_event
 from podrec_assets.lib.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
-from podrec_assets.lib.ingestion.tables import (
-    QUARANTINED_EVENTS,
-    RAW_USER_EVENTS,
-    RAW_USER_EVENTS_PARTITION_BY,
-    RAW_USER_EVENTS_SCHEMA,
-)
+from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS_PARTITION_BY, RAW_USER_EVENTS_SCHEMA
+from podrec_assets.names import QUARANTINED_EVENTS, RAW_USER_EVENTS
 
 
 def v1_events(n: int, prefix: str = "e", users: int = 20, start: datetime | None = None) -> list[dict]:

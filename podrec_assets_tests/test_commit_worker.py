@@ -15,7 +15,7 @@ from podrec_assets.defs.ingestion.assets import open_sink
 from podrec_assets.lib.ingestion.commit_worker import PARENT_PID_ENV, CommitWorkerError
 from podrec_assets.lib.ingestion.delta_sink import Messages, build_batch
 from podrec_assets.lib.ingestion.kafka_to_delta import IngestLimits, ingest_pending
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
+from podrec_assets.names import RAW_USER_EVENTS
 from podrec_assets_tests.helpers import ingest_in_subprocess, produce, table, v1_events
 
 

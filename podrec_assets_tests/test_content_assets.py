@@ -13,9 +13,9 @@ from deltalake import DeltaTable
 from podrec_assets.defs.content.assets import episode_similarity, episodes, transcript_embeddings, transcripts
 from podrec_assets.defs.content.checks import content_checks
 from podrec_assets.defs.resources import CatalogResource
-from podrec_assets.lib.content.tables import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS
 from podrec_assets.lib.content.transcripts import MAX_ATTEMPTS
 from podrec_assets.lib.lakehouse import read_table
+from podrec_assets.names import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS
 from podrec_assets_tests.helpers import check_outcomes
 from podrec_assets_tests.http_fixture import Reply
 

@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
+from podrec_assets.names import RAW_USER_EVENTS
 from podrec_assets.tools.producers.synthetic import generate_events
 from podrec_assets_tests.helpers import ingest_in_subprocess, produce, quarantine, table
 

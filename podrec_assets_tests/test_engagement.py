@@ -10,9 +10,10 @@ from deltalake import DeltaTable
 from podrec_assets.defs.engagement.assets import daily_engagement
 from podrec_assets.defs.engagement.sensors import late_events_sensor
 from podrec_assets.defs.ingestion.assets import user_event_tables
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT, count_mismatches, weight_bound_violations
+from podrec_assets.lib.engagement.daily import count_mismatches, weight_bound_violations
 from podrec_assets.lib.engagement.weights import EventWeights
 from podrec_assets.lib.ingestion.contract import make_v1_event
+from podrec_assets.names import DAILY_ENGAGEMENT
 from podrec_assets_tests.helpers import partition_range_tags, produce, write_raw_events
 
 DAY = date(2026, 3, 14)

@@ -14,17 +14,11 @@ from deltalake import write_deltalake
 from podrec_assets.defs.resources import CatalogResource
 from podrec_assets.defs.serving import assets as serving_assets
 from podrec_assets.defs.serving.checks import final_recommendations_checks
-from podrec_assets.lib.content.tables import EPISODES
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT, DAILY_ENGAGEMENT_SCHEMA
+from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT_SCHEMA
 from podrec_assets.lib.lakehouse import delta_version, read_table
-from podrec_assets.lib.serving.lookup import (
-    COLD_START_USER,
-    FINAL_RECOMMENDATIONS,
-    USER_RECOMMENDATIONS,
-    als_top_n_for,
-    recommendations_for,
-)
+from podrec_assets.lib.serving.lookup import COLD_START_USER, als_top_n_for, recommendations_for
 from podrec_assets.lib.serving.policy import serving_policy
+from podrec_assets.names import DAILY_ENGAGEMENT, EPISODES, FINAL_RECOMMENDATIONS, USER_RECOMMENDATIONS
 from podrec_assets_tests.conftest import SERVING_END
 from podrec_assets_tests.helpers import check_outcomes
 

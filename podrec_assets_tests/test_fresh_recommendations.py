@@ -14,9 +14,10 @@ from podrec_assets.defs.serving import assets as serving_assets
 from podrec_assets.defs.stats.assets import user_stats
 from podrec_assets.lib.ingestion.contract import make_v1_event
 from podrec_assets.lib.lakehouse import read_table
-from podrec_assets.lib.serving.lookup import COLD_START_USER, USER_RECOMMENDATIONS, recommendations_for
+from podrec_assets.lib.serving.lookup import COLD_START_USER, recommendations_for
 from podrec_assets.lib.serving.realtime import STREAM, write_newer
-from podrec_assets.lib.stats.store import CURSORS, USER_STATS
+from podrec_assets.lib.stats.store import CURSORS
+from podrec_assets.names import USER_RECOMMENDATIONS, USER_STATS
 from podrec_assets_tests.conftest import SERVING_END as END
 from podrec_assets_tests.helpers import produce
 from podrec_assets_tests.test_final_recommendations import SERVING

@@ -11,7 +11,8 @@ from deltalake.exceptions import CommitFailedError
 from podrec_assets.defs.ingestion.assets import open_sink
 from podrec_assets.lib.ingestion.delta_sink import Messages, build_batch
 from podrec_assets.lib.ingestion.kafka_to_delta import assign_at, pending_partitions, read_positions
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS, RAW_USER_EVENTS_SCHEMA
+from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS_SCHEMA
+from podrec_assets.names import RAW_USER_EVENTS
 from podrec_assets_tests.helpers import (
     ingest,
     ingest_in_subprocess,

@@ -14,9 +14,9 @@ from deltalake import DeltaTable
 from podrec_assets.defs.engagement.assets import daily_engagement
 from podrec_assets.defs.models.assets import als_model, als_recommendations
 from podrec_assets.defs.models.checks import als_recommendations_checks
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
-from podrec_assets.lib.models.recommend import ALS_RECOMMENDATIONS, read_model
+from podrec_assets.lib.models.recommend import read_model
 from podrec_assets.lib.models.training import read_split
+from podrec_assets.names import ALS_RECOMMENDATIONS, DAILY_ENGAGEMENT
 from podrec_assets.tools.producers.synthetic import generate_events
 from podrec_assets_tests.helpers import check_outcomes, partition_range_tags, write_raw_events
 

@@ -11,14 +11,10 @@ import pytest
 from pymongo import MongoClient
 
 from podrec_assets.lib.serving.lookup import (
-    ALS_TOP_N,
     ALS_TOP_N_INDEXES,
     COLD_START_USER,
-    FINAL_RECOMMENDATIONS,
     FINAL_RECOMMENDATIONS_INDEXES,
     SERVED_ARRAYS,
-    USER_RECOMMENDATIONS,
-    USER_STATS,
     als_top_n_for,
     format_recommendations,
     recommendations_for,
@@ -33,6 +29,7 @@ from podrec_assets.lib.serving.publish import (
     staging_created_at,
     staging_name,
 )
+from podrec_assets.names import ALS_TOP_N, FINAL_RECOMMENDATIONS, USER_RECOMMENDATIONS, USER_STATS
 
 GENERATED_AT = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 REASONS = {"als": "listeners with similar taste enjoyed this", "popular": "popular this week"}

@@ -25,22 +25,15 @@ from dagster import (
 from deltalake import DeltaTable, write_deltalake
 
 from podrec_assets.defs.stats.assets import global_stats, user_stats
-from podrec_assets.lib.content.tables import EPISODES, EPISODES_SCHEMA
+from podrec_assets.lib.content.tables import EPISODES_SCHEMA
 from podrec_assets.lib.ingestion.contract import CONTENT_EVENT_TYPES, make_v1_event
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.lib.stats.aggregate import DocIncrement, load_catalog
 from podrec_assets.lib.stats.batches import UnsupportedTableChange
 from podrec_assets.lib.stats.global_stats import compute_global_stats, write_global_stats
 from podrec_assets.lib.stats.incremental import STREAM, StreamMismatch, update_user_stats
 from podrec_assets.lib.stats.keys import MAX_KEY_LENGTH, affinity_id, safe_key
-from podrec_assets.lib.stats.store import (
-    CRASH_AFTER_ENV,
-    CURSORS,
-    GLOBAL_STATS,
-    USER_AFFINITIES,
-    USER_STATS,
-    apply_increments,
-)
+from podrec_assets.lib.stats.store import CRASH_AFTER_ENV, CURSORS, apply_increments
+from podrec_assets.names import EPISODES, GLOBAL_STATS, RAW_USER_EVENTS, USER_AFFINITIES, USER_STATS
 from podrec_assets_tests.helpers import write_raw_events
 
 REPO = Path(__file__).resolve().parents[1]

@@ -172,7 +172,7 @@ def summary() -> None:
     """What the tables hold now."""
     from deltalake import DeltaTable
 
-    from podrec_assets.lib.ingestion.tables import QUARANTINED_EVENTS, RAW_USER_EVENTS
+    from podrec_assets.names import QUARANTINED_EVENTS, RAW_USER_EVENTS
 
     delta = _resources()["delta"]
     click.echo(f"state folder: {podrec_home()}")
@@ -228,13 +228,8 @@ def _summarize_mongo() -> None:
 def _summarize_content(delta, examples: int = 3, neighbours: int = 3) -> None:
     from collections import Counter
 
-    from podrec_assets.lib.content.tables import (
-        EPISODE_SIMILARITY,
-        EPISODES,
-        TRANSCRIPT_EMBEDDINGS,
-        TRANSCRIPTS,
-    )
     from podrec_assets.lib.lakehouse import read_table
+    from podrec_assets.names import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS
 
     options = delta.storage_options()
     catalog = read_table(delta.table_uri(EPISODES), ["episode_id", "title", "source"], options)
@@ -280,11 +275,11 @@ def recommend(user_ids: tuple[str, ...], limit: int, examples: int) -> None:
     """A listener's recommendations (titles, scores, reasons) and stats, read from MongoDB only."""
     from podrec_assets.lib.serving.lookup import (
         COLD_START_USER,
-        FINAL_RECOMMENDATIONS,
         format_recommendations,
         recommendations_for,
         user_stats_for,
     )
+    from podrec_assets.names import FINAL_RECOMMENDATIONS
 
     mongo = _resources()["mongo"]
     client = mongo.client()
@@ -313,8 +308,8 @@ def recommend(user_ids: tuple[str, ...], limit: int, examples: int) -> None:
 @click.option("-n", default=10, show_default=True, help="how many neighbours")
 def similar(episode_id: str, n: int) -> None:
     """Episodes most like EPISODE_ID (from the episode_similarity table), with their titles and cosine scores."""
-    from podrec_assets.lib.content.tables import EPISODE_SIMILARITY, EPISODES
     from podrec_assets.lib.lakehouse import read_table
+    from podrec_assets.names import EPISODE_SIMILARITY, EPISODES
 
     delta = _resources()["delta"]
     options = delta.storage_options()
@@ -337,8 +332,7 @@ def similar(episode_id: str, n: int) -> None:
 def _summarize_models(delta) -> None:
     from deltalake import DeltaTable
 
-    from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
-    from podrec_assets.lib.models.recommend import ALS_RECOMMENDATIONS
+    from podrec_assets.names import ALS_RECOMMENDATIONS, DAILY_ENGAGEMENT
 
     for name in (DAILY_ENGAGEMENT, ALS_RECOMMENDATIONS):
         uri = delta.table_uri(name)
@@ -375,8 +369,8 @@ def event_days() -> None:
 
     from deltalake import DeltaTable
 
-    from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
     from podrec_assets.lib.settings import first_partition_day
+    from podrec_assets.names import RAW_USER_EVENTS
 
     delta = _resources()["delta"]
     table = DeltaTable(delta.table_uri(RAW_USER_EVENTS), storage_options=delta.storage_options())

@@ -26,12 +26,8 @@ from podrec_assets.lib.content.catalog import mirror_episodes
 from podrec_assets.lib.content.embedding import MODEL_NAME, OVERLAP, embed_texts, load_model, texts_to_encode
 from podrec_assets.lib.content.similarity import top_k_similar
 from podrec_assets.lib.content.tables import (
-    EPISODE_SIMILARITY,
     EPISODE_SIMILARITY_SCHEMA,
-    EPISODES,
-    TRANSCRIPT_EMBEDDINGS,
     TRANSCRIPT_EMBEDDINGS_SCHEMA,
-    TRANSCRIPTS,
     episodes_table,
     vector_matrix,
 )
@@ -44,8 +40,14 @@ from podrec_assets.lib.content.transcripts import (
     run_jobs,
 )
 from podrec_assets.lib.lakehouse import delta_version, read_table, upsert_by_key
+from podrec_assets.names import (
+    CONTENT_GROUP,
+    EPISODE_SIMILARITY,
+    EPISODES,
+    TRANSCRIPT_EMBEDDINGS,
+    TRANSCRIPTS,
+)
 
-CONTENT_GROUP = "content"
 FOLLOWS_UPSTREAM = AutomationCondition.eager()
 
 
@@ -77,7 +79,7 @@ def episodes(
     stored = _require(read_table(uri, storage_options=options), EPISODES)
     client = mongo.client()
     try:
-        mirrored = mirror_episodes(mongo.db(client)["episodes"], stored, now)
+        mirrored = mirror_episodes(mongo.db(client)[EPISODES], stored, now)
     finally:
         client.close()
     return MaterializeResult(

@@ -17,14 +17,9 @@ from dagster import (
 
 from podrec_assets.defs.resources import DeltaLakeResource
 from podrec_assets.lib.content.embedding import DIMENSION, texts_to_encode
-from podrec_assets.lib.content.tables import (
-    EPISODE_SIMILARITY,
-    EPISODES,
-    TRANSCRIPT_EMBEDDINGS,
-    TRANSCRIPTS,
-    vector_matrix,
-)
+from podrec_assets.lib.content.tables import vector_matrix
 from podrec_assets.lib.lakehouse import read_table
+from podrec_assets.names import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS, TRANSCRIPTS
 
 NORM_TOLERANCE = 1e-3
 

@@ -3,7 +3,7 @@
 
 from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
-from podrec_assets.lib.content.tables import EPISODES
+from podrec_assets.names import EPISODES
 
 episode_catalog_job = define_asset_job("episode_catalog_job", selection=AssetSelection.assets(EPISODES))
 

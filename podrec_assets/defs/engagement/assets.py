@@ -20,7 +20,6 @@ from pydantic import Field
 
 from podrec_assets.defs.resources import DeltaLakeResource
 from podrec_assets.lib.engagement.daily import (
-    DAILY_ENGAGEMENT,
     aggregate_daily_engagement,
     content_event_counts,
     count_mismatches,
@@ -33,11 +32,9 @@ from podrec_assets.lib.engagement.daily import (
     weight_bound_violations,
 )
 from podrec_assets.lib.engagement.weights import EventWeights
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.lib.lakehouse import delta_version, replace_partitions
 from podrec_assets.lib.settings import first_partition_day
-
-ENGAGEMENT_GROUP = "engagement"
+from podrec_assets.names import DAILY_ENGAGEMENT, ENGAGEMENT_GROUP, RAW_USER_EVENTS, SPARK_POOL
 
 # single-run backfills are stable in practice but still flagged beta; the warning would repeat on every CLI call
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
@@ -64,7 +61,7 @@ class DailyEngagementConfig(Config):
     deps=[RAW_USER_EVENTS],
     group_name=ENGAGEMENT_GROUP,
     kinds={"spark", "delta"},
-    pool="spark",
+    pool=SPARK_POOL,
     description="Per user, episode and UTC day: the sum of event weights (engagement/weights.py), the number of "
     "content events and the latest event time. Negative sums (skips, low ratings) are kept.",
     check_specs=[

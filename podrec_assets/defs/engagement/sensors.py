@@ -15,8 +15,7 @@ from dagster import (
 )
 
 from podrec_assets.defs.engagement.assets import DAILY_PARTITIONS, daily_engagement
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
+from podrec_assets.names import DAILY_ENGAGEMENT, RAW_USER_EVENTS
 
 daily_engagement_job = define_asset_job("daily_engagement_job", selection=[daily_engagement])
 

@@ -14,11 +14,9 @@ from pydantic import Field
 from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 from podrec_assets.lib.ingestion.delta_sink import DeltaEventSink
 from podrec_assets.lib.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
-from podrec_assets.lib.ingestion.tables import QUARANTINED_EVENTS, RAW_USER_EVENTS
+from podrec_assets.names import INGESTION_GROUP, KAFKA_INGEST_POOL, QUARANTINED_EVENTS, RAW_USER_EVENTS
 
-INGESTION_GROUP = "ingestion"
 # Tag of the runs the sensor requests (find them in the UI with podrec/ingest=user-events).
-INGEST_TAG = "podrec/ingest"
 
 
 class IngestConfig(Config):
@@ -71,7 +69,7 @@ def report_metadata(report: IngestReport, table_uri: str) -> dict:
             "the reason (see ingestion/contract.py REASONS).",
         ),
     ],
-    pool="kafka_ingest",  # one ingestion at a time (dagster.yaml); Delta rejects a racing commit anyway
+    pool=KAFKA_INGEST_POOL,
 )
 def user_event_tables(
     context: AssetExecutionContext, config: IngestConfig, kafka: KafkaResource, delta: DeltaLakeResource

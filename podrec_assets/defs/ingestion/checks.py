@@ -15,7 +15,8 @@ from pydantic import Field
 
 from podrec_assets.defs.resources import DeltaLakeResource
 from podrec_assets.lib.ingestion.contract import CONTENT_EVENT_TYPES, EVENT_TYPES
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS, RAW_USER_EVENTS_SCHEMA
+from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS_SCHEMA
+from podrec_assets.names import RAW_USER_EVENTS
 
 REQUIRED_KEYS = ("event_id", "user_id", "event_type", "ts", "event_date")
 

@@ -16,12 +16,17 @@ from dagster import (
 )
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRunStatus
 
-from podrec_assets.defs.ingestion.assets import INGEST_TAG, user_event_tables
+from podrec_assets.defs.ingestion.assets import user_event_tables
 from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
-from podrec_assets.defs.serving.assets import FRESH_RECOMMENDATIONS
 from podrec_assets.lib.ingestion.kafka_to_delta import pending_partitions, read_positions
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
-from podrec_assets.lib.stats.store import USER_AFFINITIES, USER_STATS
+from podrec_assets.names import (
+    FRESH_RECOMMENDATIONS,
+    INGEST_TAG,
+    POSITIONS_TAG,
+    RAW_USER_EVENTS,
+    USER_AFFINITIES,
+    USER_STATS,
+)
 
 # One run per ingestion carries the events to everything a listener sees within a minute: the tables, their stats
 # and their fresh list. The steps run in the run's own process (a step subprocess costs seconds at each step on
@@ -36,7 +41,6 @@ ingest_user_events_job = define_asset_job(
     executor_def=in_process_executor,
 )
 
-POSITIONS_TAG = "podrec/positions"
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 

@@ -17,16 +17,13 @@ from deltalake import DeltaTable, write_deltalake
 from pydantic import Field
 
 from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lib.lakehouse import delta_version
 from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
 from podrec_assets.lib.models.evaluation import fit_and_evaluate, temporal_holdout, timed
 from podrec_assets.lib.models.factors import index_ids, training_rows
-from podrec_assets.lib.models.recommend import ALS_RECOMMENDATIONS, recommend_all_users
+from podrec_assets.lib.models.recommend import recommend_all_users
 from podrec_assets.lib.models.training import engagement_window, load_interactions, save_version
-
-MODELS_GROUP = "models"
-ALS_MODEL = "als_model"
+from podrec_assets.names import ALS_MODEL, ALS_RECOMMENDATIONS, DAILY_ENGAGEMENT, MODELS_GROUP, SPARK_POOL
 
 
 class AlsParamsConfig(AlsParams, Config):
@@ -70,7 +67,7 @@ def gate(ndcg_model: float, ndcg_popularity: float, users: int, min_users: int) 
     deps=[DAILY_ENGAGEMENT],
     group_name=MODELS_GROUP,
     kinds={"spark"},
-    pool="spark",
+    pool=SPARK_POOL,
     description="Implicit ALS trained on daily_engagement over a window. Each run fits once without each user's "
     "newest pairs (the held-out fit: it chooses the parameters and is judged against popularity), then refits the "
     "chosen parameters on every pair (the serving fit), and writes both as a new version under "

@@ -6,9 +6,8 @@ from dagster import AssetCheckResult, MetadataValue, asset_check
 from deltalake import DeltaTable
 
 from podrec_assets.defs.resources import DeltaLakeResource
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lib.lakehouse import CHECKED_VERSION
-from podrec_assets.lib.models.recommend import ALS_RECOMMENDATIONS
+from podrec_assets.names import ALS_RECOMMENDATIONS, DAILY_ENGAGEMENT
 
 
 def engaged_pairs_recommended(recommendations: pa.Table, engaged: pa.Table) -> int:

@@ -17,10 +17,7 @@ from dagster import (
 from dagster_pyspark import PySparkResource
 from pydantic import Field
 
-from podrec_assets.defs.models.assets import ALS_MODEL, MODELS_GROUP
 from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource
-from podrec_assets.lib.content.tables import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lib.lakehouse import read_table
 from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
 from podrec_assets.lib.models.evaluation import timed
@@ -32,8 +29,16 @@ from podrec_assets.lib.ranking.catalog import align_model, build_catalog
 from podrec_assets.lib.ranking.ranker import RankerParams
 from podrec_assets.lib.ranking.strategies import StrategyConfig
 from podrec_assets.lib.ranking.training import RankerTrainingConfig, make_snapshot, query_set, train_and_gate
-
-RANKER_MODEL = "ranker_model"
+from podrec_assets.names import (
+    ALS_MODEL,
+    DAILY_ENGAGEMENT,
+    EPISODE_SIMILARITY,
+    EPISODES,
+    MODELS_GROUP,
+    RANKER_MODEL,
+    SPARK_POOL,
+    TRANSCRIPT_EMBEDDINGS,
+)
 
 
 class RankerConfig(Config):
@@ -109,7 +114,7 @@ def _day_end(day: date) -> float:
     deps=[ALS_MODEL, DAILY_ENGAGEMENT, EPISODES, TRANSCRIPT_EMBEDDINGS, EPISODE_SIMILARITY],
     group_name=MODELS_GROUP,
     kinds={"spark", "lightgbm"},
-    pool="spark",
+    pool=SPARK_POOL,
     description="LightGBM LambdaRank over candidates from ALS, content, popularity and new episodes (ranking/), "
     "trained with labels from time splits of the current ALS version's window. Each run writes a new version "
     "under $PODREC_MODEL_ROOT/ranker/<version>/; it is promoted (and serves) only if, judged on held-out listeners, "

@@ -6,8 +6,7 @@ their checks never reach MongoDB (the previous set stays live, and the near-real
 from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
 from podrec_assets.defs.models.assets import als_model, als_recommendations
-from podrec_assets.defs.models.ranker import RANKER_MODEL
-from podrec_assets.defs.serving.assets import FINAL_RECOMMENDATIONS, PUBLISHED_RECOMMENDATIONS
+from podrec_assets.names import FINAL_RECOMMENDATIONS, PUBLISHED_RECOMMENDATIONS, RANKER_MODEL
 
 als_training_job = define_asset_job(
     "als_training_job",

@@ -25,27 +25,16 @@ from dagster import (
 from deltalake import write_deltalake
 from pydantic import Field
 
-from podrec_assets.defs.models.assets import ALS_MODEL
 from podrec_assets.defs.models.checks import ALS_RECOMMENDATIONS_GATE
-from podrec_assets.defs.models.ranker import RANKER_MODEL, RankerConfig
+from podrec_assets.defs.models.ranker import RankerConfig
 from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource, MongoResource
 from podrec_assets.defs.serving.checks import FINAL_RECOMMENDATIONS_GATE
 from podrec_assets.defs.serving.gate import NotVerifiedError, verified_version
-from podrec_assets.lib.content.tables import EPISODE_SIMILARITY, EPISODES, TRANSCRIPT_EMBEDDINGS
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lib.engagement.weights import EventWeights
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.lib.lakehouse import delta_version, read_table
-from podrec_assets.lib.models.recommend import ALS_RECOMMENDATIONS, read_model
+from podrec_assets.lib.models.recommend import read_model
 from podrec_assets.lib.ranking.history import merge_pairs, pairs_from_daily, pairs_from_events
-from podrec_assets.lib.serving.lookup import (
-    ALS_TOP_N,
-    ALS_TOP_N_INDEXES,
-    FINAL_RECOMMENDATIONS,
-    FINAL_RECOMMENDATIONS_INDEXES,
-    USER_RECOMMENDATIONS,
-    final_documents,
-)
+from podrec_assets.lib.serving.lookup import ALS_TOP_N_INDEXES, FINAL_RECOMMENDATIONS_INDEXES, final_documents
 from podrec_assets.lib.serving.policy import Policy, serving_policy
 from podrec_assets.lib.serving.publish import publish_collection
 from podrec_assets.lib.serving.realtime import HISTORY_COLUMNS, refresh_since_cursor, user_documents
@@ -55,10 +44,22 @@ from podrec_assets.lib.serving.recommendations import (
     cold_start_rows,
     list_rows,
 )
-
-SERVING_GROUP = "serving"
-PUBLISHED_RECOMMENDATIONS = "published_recommendations"
-FRESH_RECOMMENDATIONS = "fresh_recommendations"
+from podrec_assets.names import (
+    ALS_MODEL,
+    ALS_RECOMMENDATIONS,
+    ALS_TOP_N,
+    DAILY_ENGAGEMENT,
+    EPISODE_SIMILARITY,
+    EPISODES,
+    FINAL_RECOMMENDATIONS,
+    FRESH_RECOMMENDATIONS,
+    PUBLISHED_RECOMMENDATIONS,
+    RANKER_MODEL,
+    RAW_USER_EVENTS,
+    SERVING_GROUP,
+    TRANSCRIPT_EMBEDDINGS,
+    USER_RECOMMENDATIONS,
+)
 
 
 class FinalRecommendationsConfig(Config):

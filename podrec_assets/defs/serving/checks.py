@@ -17,10 +17,9 @@ from dagster import (
 
 from podrec_assets.defs.models.checks import engaged_pairs_recommended, inconsistent_rankings
 from podrec_assets.defs.resources import DeltaLakeResource
-from podrec_assets.lib.content.tables import EPISODES
-from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT
 from podrec_assets.lib.lakehouse import CHECKED_VERSION, delta_version, read_table
-from podrec_assets.lib.serving.lookup import COLD_START_USER, FINAL_RECOMMENDATIONS
+from podrec_assets.lib.serving.lookup import COLD_START_USER
+from podrec_assets.names import DAILY_ENGAGEMENT, EPISODES, FINAL_RECOMMENDATIONS
 
 ACTIVE_DAYS = 30
 

@@ -25,15 +25,20 @@ from dagster import (
 )
 
 from podrec_assets.defs.resources import DeltaLakeResource, MongoResource
-from podrec_assets.lib.content.tables import EPISODES
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.lib.stats.aggregate import load_catalog
 from podrec_assets.lib.stats.batches import UnsupportedTableChange
 from podrec_assets.lib.stats.global_stats import compute_global_stats, write_global_stats
 from podrec_assets.lib.stats.incremental import STREAM, StreamMismatch, update_user_stats
-from podrec_assets.lib.stats.store import CURSORS, GLOBAL_STATS, USER_AFFINITIES, USER_STATS
+from podrec_assets.lib.stats.store import CURSORS
+from podrec_assets.names import (
+    EPISODES,
+    GLOBAL_STATS,
+    RAW_USER_EVENTS,
+    STATS_GROUP,
+    USER_AFFINITIES,
+    USER_STATS,
+)
 
-STATS_GROUP = "stats"
 STATS_DEPS = [AssetKey(RAW_USER_EVENTS), AssetKey(EPISODES)]
 FOLLOWS_INGESTION = AutomationCondition.eager().ignore(AssetSelection.assets(EPISODES))
 # 7- and 30-day windows move slowly and each run re-reads 60 days of events: every 10 minutes at most, if there

@@ -17,11 +17,6 @@ import pyarrow.compute as pc
 from podrec_assets.lib.content.embedding import DIMENSION
 from podrec_assets.lib.content.episode import Episode
 
-EPISODES = "episodes"
-TRANSCRIPTS = "transcripts"
-TRANSCRIPT_EMBEDDINGS = "transcript_embeddings"
-EPISODE_SIMILARITY = "episode_similarity"
-
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 EPISODES_SCHEMA = pa.schema(

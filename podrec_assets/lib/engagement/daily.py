@@ -16,8 +16,6 @@ from podrec_assets.lib.engagement.weights import EventWeights
 from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS_SCHEMA
 from podrec_assets.lib.lakehouse import date_filter, read_delta, read_table
 
-DAILY_ENGAGEMENT = "daily_engagement"
-
 DAILY_ENGAGEMENT_SCHEMA = pa.schema(
     [
         pa.field("user_id", pa.string(), nullable=False),

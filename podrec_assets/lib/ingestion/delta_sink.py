@@ -21,15 +21,14 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from podrec_assets.lib.ingestion.batch_validation import validate_batch
 from podrec_assets.lib.ingestion.commit_worker import PARENT_PID_ENV
 from podrec_assets.lib.ingestion.tables import (
-    QUARANTINED_EVENTS,
     QUARANTINED_EVENTS_SCHEMA,
-    RAW_USER_EVENTS,
     RAW_USER_EVENTS_PARTITION_BY,
     RAW_USER_EVENTS_SCHEMA,
     position_app_id,
     rows_to_table,
     stored_positions,
 )
+from podrec_assets.names import QUARANTINED_EVENTS, RAW_USER_EVENTS
 
 
 def ensure_table(

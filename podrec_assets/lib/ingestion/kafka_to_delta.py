@@ -33,7 +33,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from podrec_assets.lib.ingestion.commit_worker import CommitWorker
 from podrec_assets.lib.ingestion.delta_sink import CommitSummary, DeltaEventSink, Messages
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS, stored_positions
+from podrec_assets.lib.ingestion.tables import stored_positions
+from podrec_assets.names import RAW_USER_EVENTS
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,6 @@ from collections.abc import Iterable
 import pyarrow as pa
 from deltalake import DeltaTable
 
-RAW_USER_EVENTS = "raw_user_events"
-QUARANTINED_EVENTS = "quarantined_events"
-
 RAW_USER_EVENTS_SCHEMA = pa.schema(
     [
         pa.field("event_id", pa.string(), nullable=False),

@@ -15,8 +15,6 @@ from podrec_assets.lib.models.factors import Factors, read_factors
 from podrec_assets.lib.models.ranking import pair_matrix, rank_with_factors
 from podrec_assets.lib.models.registry import MANIFEST, read_ids
 
-ALS_RECOMMENDATIONS = "als_recommendations"
-
 ALS_RECOMMENDATIONS_SCHEMA = pa.schema(
     [
         pa.field("user_id", pa.string(), nullable=False),

@@ -22,12 +22,10 @@ from datetime import datetime
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
-FINAL_RECOMMENDATIONS = "final_recommendations"
-ALS_TOP_N = "als_top_n"
+from podrec_assets.names import ALS_TOP_N, USER_RECOMMENDATIONS, USER_STATS
+
 # One document per user holding the ranked list: what serving reads (`final_recommendations` keeps seed 001's
 # one-document-per-recommendation shape for existing readers; measured: 2-5x slower per lookup on SecantusDB).
-USER_RECOMMENDATIONS = "user_recommendations"
-USER_STATS = "user_stats"
 # The list served to a listener without history (serving/recommendations.py builds it under this id).
 COLD_START_USER = "__cold_start__"
 

@@ -32,10 +32,11 @@ from pymongo.errors import BulkWriteError
 from podrec_assets.lib.engagement.weights import EventWeights
 from podrec_assets.lib.lakehouse import read_table
 from podrec_assets.lib.ranking.history import pairs_from_events
-from podrec_assets.lib.serving.lookup import USER_RECOMMENDATIONS, final_documents, user_document
+from podrec_assets.lib.serving.lookup import final_documents, user_document
 from podrec_assets.lib.serving.recommendations import ServingContext, list_rows
 from podrec_assets.lib.stats.batches import version_batches
 from podrec_assets.lib.stats.store import DUPLICATE_KEY, advance_cursor, read_cursor
+from podrec_assets.names import USER_RECOMMENDATIONS
 
 STREAM = "fresh_recommendations"
 HISTORY_COLUMNS = ["user_id", "episode_id", "event_type", "rating", "played_pct", "ts"]

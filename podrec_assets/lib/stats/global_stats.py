@@ -26,7 +26,7 @@ from pymongo.database import Database
 from podrec_assets.lib.ingestion.contract import CONTENT_EVENT_TYPES
 from podrec_assets.lib.lakehouse import date_filter
 from podrec_assets.lib.stats.aggregate import Catalog
-from podrec_assets.lib.stats.store import GLOBAL_STATS
+from podrec_assets.names import GLOBAL_STATS
 
 WINDOWS_DAYS = (7, 30)
 TOP_N = 10

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 
 from pymongo.database import Database
 
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
 from podrec_assets.lib.stats.aggregate import (
     Catalog,
     affinity_increments,
@@ -30,14 +29,13 @@ from podrec_assets.lib.stats.aggregate import (
 )
 from podrec_assets.lib.stats.batches import table_identity, version_batches
 from podrec_assets.lib.stats.store import (
-    USER_AFFINITIES,
-    USER_STATS,
     WriteCount,
     advance_cursor,
     apply_increments,
     ensure_indexes,
     read_cursor,
 )
+from podrec_assets.names import RAW_USER_EVENTS, USER_AFFINITIES, USER_STATS
 
 STREAM = RAW_USER_EVENTS  # the cursor's and the markers' name
 

@@ -49,10 +49,9 @@ from pymongo.errors import BulkWriteError
 from podrec_assets.lib.serving.lookup import USER_STATS  # noqa: F401 (re-exported: one name for writer and reader)
 from podrec_assets.lib.stats.aggregate import DocIncrement
 from podrec_assets.lib.stats.keys import safe_key
+from podrec_assets.names import STATS_CURSORS, USER_AFFINITIES
 
-USER_AFFINITIES = "user_affinities"
-GLOBAL_STATS = "global_stats"
-CURSORS = "stats_cursors"
+CURSORS = STATS_CURSORS
 DUPLICATE_KEY = 11000
 # Documents per bulk write (each write is still one atomic update per document).
 BULK_CHUNK = 1000

@@ -340,10 +340,10 @@ def score_workspace(
     workspace: Workspace, frame: pd.DataFrame, split: TemporalSplit, seconds: dict
 ) -> TemporalReport:
     from podrec_assets.defs.serving.assets import serving_context
-    from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS
     from podrec_assets.lib.lakehouse import delta_version
     from podrec_assets.lib.serving.lookup import COLD_START_USER, als_top_n_for, recommendations_for
     from podrec_assets.lib.serving.recommendations import strategy_lists
+    from podrec_assets.names import RAW_USER_EVENTS
 
     returning, new = truth_after(frame, split)
     users = sorted(returning)
