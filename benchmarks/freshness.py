@@ -133,11 +133,12 @@ def wait_for_quiet(instance, quiet: float = 30, timeout: float = 600) -> None:
     from collections import Counter
 
     from dagster import RunsFilter
-    from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+    from podrec_assets.defs.ingestion.sensors import IN_PROGRESS
 
     started = last_busy = time.time()
     while time.time() - last_busy < quiet and time.time() - started < timeout:
-        if instance.get_runs(RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1):
+        if instance.get_runs(RunsFilter(statuses=IN_PROGRESS), limit=1):
             last_busy = time.time()
         time.sleep(2)
     jobs = Counter(

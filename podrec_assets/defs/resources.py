@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, Definitions, EnvVar, definitions
 from dagster_pyspark import PySparkResource
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -210,3 +210,9 @@ def build_resources(resolved: bool = False) -> dict:
         # connects to one long-lived Spark server in ~0.5 s instead of starting a JVM (15-40 s here).
         "pyspark": PySparkResource(spark_config={"spark.remote": os.environ["SPARK_REMOTE"]}),
     }
+
+
+@definitions
+def resources() -> Definitions:
+    """Every asset's resources, bound once for the whole code location (the defs folder loads this)."""
+    return Definitions(resources=build_resources())

@@ -41,7 +41,6 @@ from podrec_assets.lib.content.transcripts import (
 )
 from podrec_assets.lib.lakehouse import delta_version, read_table, upsert_by_key
 from podrec_assets.names import (
-    CONTENT_GROUP,
     EPISODE_SIMILARITY,
     EPISODES,
     TRANSCRIPT_EMBEDDINGS,
@@ -59,8 +58,6 @@ def _require(table: pa.Table | None, name: str) -> pa.Table:
 
 @asset(
     name=EPISODES,
-    group_name=CONTENT_GROUP,
-    kinds={"delta", "mongodb"},
     description="The episode catalog from the configured sources (PodcastIndex, RSS feeds, MovieLens items, the "
     "sample). Upserted by episode_id (only changed rows are written) and mirrored into MongoDB `episodes`.",
 )
@@ -101,8 +98,6 @@ def episodes(
 @asset(
     name=TRANSCRIPTS,
     deps=[EPISODES],
-    group_name=CONTENT_GROUP,
-    kinds={"delta"},
     automation_condition=FOLLOWS_UPSTREAM,
     description=f"Clean text per episode: its linked transcript (SRT, WebVTT, JSON, text, HTML), else title + "
     f"description. Failed fetches are retried on later runs, at most {MAX_ATTEMPTS} times per episode version.",
@@ -144,8 +139,6 @@ class EmbeddingConfig(Config):
 @asset(
     name=TRANSCRIPT_EMBEDDINGS,
     deps=[TRANSCRIPTS],
-    group_name=CONTENT_GROUP,
-    kinds={"delta", "pytorch"},
     automation_condition=FOLLOWS_UPSTREAM,
     description=f"One unit vector per episode text ({MODEL_NAME}, offline): long texts are split into overlapping "
     "256-token chunks whose normalized vectors are averaged. Only texts whose hash changed are encoded.",
@@ -203,8 +196,6 @@ class SimilarityConfig(Config):
 @asset(
     name=EPISODE_SIMILARITY,
     deps=[TRANSCRIPT_EMBEDDINGS],
-    group_name=CONTENT_GROUP,
-    kinds={"delta"},
     automation_condition=FOLLOWS_UPSTREAM,
     description="The k most similar other episodes of each episode by cosine of their embeddings, computed "
     "exactly, a block of episodes at a time so memory stays bounded. Replaced as a whole on each run.",

@@ -34,7 +34,7 @@ from podrec_assets.lib.engagement.daily import (
 from podrec_assets.lib.engagement.weights import EventWeights
 from podrec_assets.lib.lakehouse import delta_version, replace_partitions
 from podrec_assets.lib.settings import first_partition_day
-from podrec_assets.names import DAILY_ENGAGEMENT, ENGAGEMENT_GROUP, RAW_USER_EVENTS, SPARK_POOL
+from podrec_assets.names import DAILY_ENGAGEMENT, RAW_USER_EVENTS, SPARK_POOL
 
 # single-run backfills are stable in practice but still flagged beta; the warning would repeat on every CLI call
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
@@ -59,8 +59,6 @@ class DailyEngagementConfig(Config):
     # A backfill of many days is one run: one Spark job over all of them, one Delta commit.
     backfill_policy=BackfillPolicy.single_run(),
     deps=[RAW_USER_EVENTS],
-    group_name=ENGAGEMENT_GROUP,
-    kinds={"spark", "delta"},
     pool=SPARK_POOL,
     description="Per user, episode and UTC day: the sum of event weights (engagement/weights.py), the number of "
     "content events and the latest event time. Negative sums (skips, low ratings) are kept.",

@@ -14,10 +14,10 @@ from dagster import (
     sensor,
 )
 
-from podrec_assets.defs.engagement.assets import DAILY_PARTITIONS, daily_engagement
+from podrec_assets.defs.engagement.assets import DAILY_PARTITIONS
 from podrec_assets.names import DAILY_ENGAGEMENT, RAW_USER_EVENTS
 
-daily_engagement_job = define_asset_job("daily_engagement_job", selection=[daily_engagement])
+daily_engagement_job = define_asset_job("daily_engagement_job", selection=[DAILY_ENGAGEMENT])
 
 # 00:30 UTC: the day that just closed (ingestion has had half an hour to land its last events).
 daily_engagement_schedule = build_schedule_from_partitioned_job(

@@ -14,7 +14,7 @@ from pydantic import Field
 from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 from podrec_assets.lib.ingestion.delta_sink import DeltaEventSink
 from podrec_assets.lib.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
-from podrec_assets.names import INGESTION_GROUP, KAFKA_INGEST_POOL, QUARANTINED_EVENTS, RAW_USER_EVENTS
+from podrec_assets.names import KAFKA_INGEST_POOL, QUARANTINED_EVENTS, RAW_USER_EVENTS
 
 # Tag of the runs the sensor requests (find them in the UI with podrec/ingest=user-events).
 
@@ -56,15 +56,11 @@ def report_metadata(report: IngestReport, table_uri: str) -> dict:
     specs=[
         AssetSpec(
             RAW_USER_EVENTS,
-            group_name=INGESTION_GROUP,
-            kinds={"kafka", "delta"},
             description="Every accepted listener event exactly once, one row per event_id, partitioned by "
             "event_date (Delta). Keeps the Kafka topic, partition and offset of each event.",
         ),
         AssetSpec(
             QUARANTINED_EVENTS,
-            group_name=INGESTION_GROUP,
-            kinds={"delta"},
             description="Every message that broke the event contract, with its raw bytes, Kafka position and "
             "the reason (see ingestion/contract.py REASONS).",
         ),

@@ -5,6 +5,7 @@ import time
 
 from dagster import (
     AssetSelection,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
@@ -14,27 +15,35 @@ from dagster import (
     in_process_executor,
     sensor,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRunStatus
 
-from podrec_assets.defs.ingestion.assets import user_event_tables
 from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
 from podrec_assets.lib.ingestion.kafka_to_delta import pending_partitions, read_positions
 from podrec_assets.names import (
     FRESH_RECOMMENDATIONS,
     INGEST_TAG,
     POSITIONS_TAG,
+    QUARANTINED_EVENTS,
     RAW_USER_EVENTS,
     USER_AFFINITIES,
     USER_STATS,
 )
+
+# A run that has started and not ended (a queued run is not yet holding the ingestion's positions).
+IN_PROGRESS = [
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+    DagsterRunStatus.SUSPENDED,
+]
 
 # One run per ingestion carries the events to everything a listener sees within a minute: the tables, their stats
 # and their fresh list. The steps run in the run's own process (a step subprocess costs seconds at each step on
 # these machines, and the freshness budget is a minute end to end).
 ingest_user_events_job = define_asset_job(
     "ingest_user_events",
-    selection=AssetSelection.assets(user_event_tables)
-    | AssetSelection.assets(USER_STATS, USER_AFFINITIES, FRESH_RECOMMENDATIONS),
+    selection=AssetSelection.assets(
+        RAW_USER_EVENTS, QUARANTINED_EVENTS, USER_STATS, USER_AFFINITIES, FRESH_RECOMMENDATIONS
+    ),
     description="Ingest pending Kafka events into raw_user_events / quarantined_events (with their checks), then "
     "update the listeners' stats and refresh the lists of listeners with new events.",
     tags={INGEST_TAG: "user-events"},
@@ -95,7 +104,7 @@ def user_events_kafka_sensor(
         return SkipReason(f"no messages beyond the stored positions ({key})")
 
     in_flight = context.instance.get_runs(
-        RunsFilter(job_name=ingest_user_events_job.name, statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1
+        RunsFilter(job_name=ingest_user_events_job.name, statuses=IN_PROGRESS), limit=1
     )
     if in_flight:
         return SkipReason(f"ingestion run {in_flight[0].run_id} is still in progress")

@@ -23,7 +23,7 @@ from podrec_assets.lib.models.evaluation import fit_and_evaluate, temporal_holdo
 from podrec_assets.lib.models.factors import index_ids, training_rows
 from podrec_assets.lib.models.recommend import recommend_all_users
 from podrec_assets.lib.models.training import engagement_window, load_interactions, save_version
-from podrec_assets.names import ALS_MODEL, ALS_RECOMMENDATIONS, DAILY_ENGAGEMENT, MODELS_GROUP, SPARK_POOL
+from podrec_assets.names import ALS_MODEL, ALS_RECOMMENDATIONS, DAILY_ENGAGEMENT, SPARK_POOL
 
 
 class AlsParamsConfig(AlsParams, Config):
@@ -65,8 +65,6 @@ def gate(ndcg_model: float, ndcg_popularity: float, users: int, min_users: int) 
 @asset(
     name=ALS_MODEL,
     deps=[DAILY_ENGAGEMENT],
-    group_name=MODELS_GROUP,
-    kinds={"spark"},
     pool=SPARK_POOL,
     description="Implicit ALS trained on daily_engagement over a window. Each run fits once without each user's "
     "newest pairs (the held-out fit: it chooses the parameters and is judged against popularity), then refits the "
@@ -213,8 +211,6 @@ class AlsRecommendationsConfig(Config):
 @asset(
     name=ALS_RECOMMENDATIONS,
     deps=[ALS_MODEL],
-    group_name=MODELS_GROUP,
-    kinds={"delta"},
     description="Top-N episodes per user from the CURRENT ALS model; no episode the user ever engaged with "
     "(heard, skipped, rated) is included. Replaced as a whole on each run.",
 )

@@ -34,7 +34,6 @@ from podrec_assets.names import (
     DAILY_ENGAGEMENT,
     EPISODE_SIMILARITY,
     EPISODES,
-    MODELS_GROUP,
     RANKER_MODEL,
     SPARK_POOL,
     TRANSCRIPT_EMBEDDINGS,
@@ -112,8 +111,6 @@ def _day_end(day: date) -> float:
 @asset(
     name=RANKER_MODEL,
     deps=[ALS_MODEL, DAILY_ENGAGEMENT, EPISODES, TRANSCRIPT_EMBEDDINGS, EPISODE_SIMILARITY],
-    group_name=MODELS_GROUP,
-    kinds={"spark", "lightgbm"},
     pool=SPARK_POOL,
     description="LightGBM LambdaRank over candidates from ALS, content, popularity and new episodes (ranking/), "
     "trained with labels from time splits of the current ALS version's window. Each run writes a new version "

@@ -5,13 +5,18 @@ their checks never reach MongoDB (the previous set stays live, and the near-real
 
 from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
 
-from podrec_assets.defs.models.assets import als_model, als_recommendations
-from podrec_assets.names import FINAL_RECOMMENDATIONS, PUBLISHED_RECOMMENDATIONS, RANKER_MODEL
+from podrec_assets.names import (
+    ALS_MODEL,
+    ALS_RECOMMENDATIONS,
+    FINAL_RECOMMENDATIONS,
+    PUBLISHED_RECOMMENDATIONS,
+    RANKER_MODEL,
+)
 
 als_training_job = define_asset_job(
     "als_training_job",
     selection=AssetSelection.assets(
-        als_model, als_recommendations, RANKER_MODEL, FINAL_RECOMMENDATIONS, PUBLISHED_RECOMMENDATIONS
+        ALS_MODEL, ALS_RECOMMENDATIONS, RANKER_MODEL, FINAL_RECOMMENDATIONS, PUBLISHED_RECOMMENDATIONS
     ),
     description="ALS (held-out fit, gate, serving refit), its top-N, the ranker (gate), the final lists "
     "(checks) and their publication to MongoDB.",

@@ -56,7 +56,6 @@ from podrec_assets.names import (
     PUBLISHED_RECOMMENDATIONS,
     RANKER_MODEL,
     RAW_USER_EVENTS,
-    SERVING_GROUP,
     TRANSCRIPT_EMBEDDINGS,
     USER_RECOMMENDATIONS,
 )
@@ -135,8 +134,6 @@ def serving_context(
         DAILY_ENGAGEMENT,
         RAW_USER_EVENTS,
     ],
-    group_name=SERVING_GROUP,
-    kinds={"delta"},
     description="Top-N per listener by the serving strategy (serving/policy.py: the ranker if it passed its gate, "
     "else the better of ALS alone and the hybrid), each with a score on the strategy's documented scale and the "
     "reason that produced it; listeners without history get this week's most liked. Replaced as a whole.",
@@ -202,8 +199,6 @@ def built_with(context: AssetExecutionContext, published: int) -> tuple[int, int
 @asset(
     name=PUBLISHED_RECOMMENDATIONS,
     deps=[FINAL_RECOMMENDATIONS, ALS_RECOMMENDATIONS],
-    group_name=SERVING_GROUP,
-    kinds={"mongodb"},
     description="MongoDB `user_recommendations` (one document per user: what serving reads), "
     "`final_recommendations` (seed 001's shape) and `als_top_n` (seed 000's), each replaced atomically: "
     "readers see the previous complete set or the new one. Publishes only the Delta version final_recommendations' "
@@ -281,8 +276,6 @@ class FreshRecommendationsConfig(Config):
 @asset(
     name=FRESH_RECOMMENDATIONS,
     deps=[RAW_USER_EVENTS, ALS_MODEL, RANKER_MODEL, EPISODES, EPISODE_SIMILARITY, TRANSCRIPT_EMBEDDINGS],
-    group_name=SERVING_GROUP,
-    kinds={"mongodb"},
     # follows ingestion only; a new model reaches everyone through the nightly publish instead
     automation_condition=AutomationCondition.eager().ignore(
         AssetSelection.assets(ALS_MODEL, RANKER_MODEL, EPISODES, EPISODE_SIMILARITY, TRANSCRIPT_EMBEDDINGS)

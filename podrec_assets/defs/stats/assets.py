@@ -34,7 +34,6 @@ from podrec_assets.names import (
     EPISODES,
     GLOBAL_STATS,
     RAW_USER_EVENTS,
-    STATS_GROUP,
     USER_AFFINITIES,
     USER_STATS,
 )
@@ -55,8 +54,6 @@ EVERY_TEN_MINUTES_IF_NEW = (
         AssetSpec(
             USER_STATS,
             deps=STATS_DEPS,
-            group_name=STATS_GROUP,
-            kinds={"mongodb"},
             automation_condition=FOLLOWS_INGESTION,
             description="Per listener (MongoDB `user_stats`, _id = user id): events by type, completes, "
             "likes, skips, reported listening time, ratings per star, events per month and device, first and "
@@ -65,8 +62,6 @@ EVERY_TEN_MINUTES_IF_NEW = (
         AssetSpec(
             USER_AFFINITIES,
             deps=STATS_DEPS,
-            group_name=STATS_GROUP,
-            kinds={"mongodb"},
             automation_condition=FOLLOWS_INGESTION,
             description="Per (listener, show|author|category, value) (MongoDB `user_affinities`, hashed "
             "_id): content events, likes, completes, skips, ratings and their sum. Written with user_stats.",
@@ -124,8 +119,6 @@ def user_stats(context: AssetExecutionContext, delta: DeltaLakeResource, mongo: 
 @asset(
     name=GLOBAL_STATS,
     deps=STATS_DEPS,
-    group_name=STATS_GROUP,
-    kinds={"mongodb"},
     automation_condition=EVERY_TEN_MINUTES_IF_NEW,
     description="Top episodes (positive engagement) and trending categories over the last 7 and 30 days "
     "ending at the newest event day; one MongoDB document per window, recomputed from the window's "
