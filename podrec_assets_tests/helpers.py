@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pyarrow as pa
@@ -18,6 +19,8 @@ from podrec_assets.lib.ingestion.contract import make_v1_event
 from podrec_assets.lib.ingestion.kafka_to_delta import IngestLimits, IngestReport, ingest_pending
 from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS_PARTITION_BY, RAW_USER_EVENTS_SCHEMA
 from podrec_assets.names import QUARANTINED_EVENTS, RAW_USER_EVENTS
+
+FAULT_INJECTION = Path(__file__).parent / "fault_injection"  # see its sitecustomize.py
 
 
 def v1_events(n: int, prefix: str = "e", users: int = 20, start: datetime | None = None) -> list[dict]:
@@ -65,6 +68,8 @@ def ingest_in_subprocess(kafka: KafkaResource, delta: DeltaLakeResource, extra_e
     """`podrec ingest` in its own process, so a test can SIGKILL it."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "PODREC_EVENTS_TOPIC": kafka.topic,
            "PODREC_DELTA_ROOT": delta.root, **(extra_env or {})}  # fmt: skip
+    if "PODREC_CRASH_AT" in env:  # fault_injection/sitecustomize.py kills it right after that table's commit
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULT_INJECTION), os.environ.get("PYTHONPATH")]))
     return subprocess.Popen([sys.executable, "-m", "podrec_assets.tools.cli", "ingest", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
 

@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from podrec_assets.names import RAW_USER_EVENTS
+from podrec_assets.names import QUARANTINED_EVENTS, RAW_USER_EVENTS
 from podrec_assets.tools.producers.synthetic import generate_events
 from podrec_assets_tests.helpers import ingest_in_subprocess, produce, quarantine, table
 
@@ -52,7 +52,7 @@ def test_sigkill_at_any_point_neither_loses_nor_doubles(kafka, delta):
 
     kills = []
     # 1-2: at the two commit boundaries that matter (between the quarantine and the events commit; just after both).
-    for point in ("after-quarantine-commit", "after-raw-commit"):
+    for point in (QUARANTINED_EVENTS, RAW_USER_EVENTS):  # right after the commit to that table
         process = ingest_in_subprocess(kafka, delta, {"PODREC_CRASH_AT": point}, args)
         assert process.wait(timeout=300) == -signal.SIGKILL
         kills.append((point, _version(raw_uri)))

@@ -12,7 +12,7 @@ from podrec_assets.defs.ingestion.assets import open_sink
 from podrec_assets.lib.ingestion.delta_sink import Messages, build_batch
 from podrec_assets.lib.ingestion.kafka_to_delta import assign_at, pending_partitions, read_positions
 from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS_SCHEMA
-from podrec_assets.names import RAW_USER_EVENTS
+from podrec_assets.names import QUARANTINED_EVENTS, RAW_USER_EVENTS
 from podrec_assets_tests.helpers import (
     ingest,
     ingest_in_subprocess,
@@ -84,7 +84,7 @@ def test_bounded_runs_resume_where_the_last_one_stopped(kafka, delta):
 
 def test_crash_after_quarantine_commit_neither_loses_nor_doubles(kafka, delta):
     produce(kafka, v1_events(100) + [b"garbage-1", b"garbage-2"] + v1_events(100, prefix="late"))
-    crashed = ingest_in_subprocess(kafka, delta, {"PODREC_CRASH_AT": "after-quarantine-commit"})
+    crashed = ingest_in_subprocess(kafka, delta, {"PODREC_CRASH_AT": QUARANTINED_EVENTS})
     assert crashed.wait(timeout=120) == -signal.SIGKILL
     assert quarantine(delta).num_rows == 2 and table(delta).num_rows == 0  # quarantine committed, events not
 

@@ -2,7 +2,6 @@
 exact against a from-scratch recomputation after several ingestion versions, unchanged by replays, exact after
 a SIGKILL in the middle of a run, safe with hostile ids and names."""
 
-import os
 import random
 import re
 import signal
@@ -32,7 +31,7 @@ from podrec_assets.lib.stats.batches import UnsupportedTableChange
 from podrec_assets.lib.stats.global_stats import compute_global_stats, write_global_stats
 from podrec_assets.lib.stats.incremental import STREAM, StreamMismatch, update_user_stats
 from podrec_assets.lib.stats.keys import MAX_KEY_LENGTH, affinity_id, safe_key
-from podrec_assets.lib.stats.store import CRASH_AFTER_ENV, CURSORS, apply_increments
+from podrec_assets.lib.stats.store import CURSORS, apply_increments
 from podrec_assets.names import EPISODES, GLOBAL_STATS, RAW_USER_EVENTS, USER_AFFINITIES, USER_STATS
 from podrec_assets_tests.helpers import write_raw_events
 
@@ -235,15 +234,23 @@ def test_sigkill_in_the_middle_of_a_run_then_rerun_is_exact(delta, db, mongo):
         write_raw_events(delta, make_events(60, prefix, START, seed))
     code = (
         "import sys\nfrom pymongo import MongoClient\n"
+        "from podrec_assets.lib.stats import store\n"
         "from podrec_assets.lib.stats.incremental import update_user_stats\n"
+        # fault injection: one document per request, SIGKILL after argv[5] of them
+        "import os, signal\nstore.BULK_CHUNK, bulk, done = 1, store._bulk, [0]\n"
+        "def counted(collection, operations):\n"
+        "    result = bulk(collection, operations)\n"
+        "    done[0] += len(operations)\n"
+        "    if done[0] >= int(sys.argv[5]): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return result\n"
+        "store._bulk = counted\n"
         "update_user_stats(MongoClient(sys.argv[1])[sys.argv[2]], sys.argv[3], sys.argv[4])"
     )
     args = [sys.executable, "-c", code, mongo.uri, mongo.database]
     args += [delta.table_uri(RAW_USER_EVENTS), delta.table_uri(EPISODES)]
     expected_users, expected_affinities = recompute(delta, CATALOG)
     for crash_after in (45, 30):  # mid version 1, then (re-doing its written documents first) later
-        env = {**os.environ, CRASH_AFTER_ENV: str(crash_after)}
-        process = subprocess.run(args, check=False, env=env, cwd=REPO, capture_output=True, timeout=120)
+        process = subprocess.run([*args, str(crash_after)], check=False, cwd=REPO, capture_output=True, timeout=120)
         assert process.returncode == -signal.SIGKILL, process.stderr.decode()[-2000:]
         cursor = db[CURSORS].find_one({"_id": STREAM})
         assert cursor is None or cursor["version"] < 2

@@ -7,8 +7,6 @@ commit worker process (commit_worker.py); nothing here knows about Kafka clients
 
 from __future__ import annotations
 
-import os
-import signal
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +17,6 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from podrec_assets.lib.ingestion.batch_validation import validate_batch
-from podrec_assets.lib.ingestion.commit_worker import PARENT_PID_ENV
 from podrec_assets.lib.ingestion.tables import (
     QUARANTINED_EVENTS_SCHEMA,
     RAW_USER_EVENTS_PARTITION_BY,
@@ -41,16 +38,6 @@ def ensure_table(
             if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
                 raise
     return DeltaTable(uri, storage_options=storage_options)
-
-
-def _crash_point(name: str) -> None:
-    """Fault injection for the crash tests: SIGKILL the ingestion at a named point when PODREC_CRASH_AT says so.
-
-    In a commit worker that means its parent first (the `podrec ingest` process a test watches), then itself."""
-    if os.environ.get("PODREC_CRASH_AT") == name:
-        if os.environ.get(PARENT_PID_ENV):
-            os.kill(os.getppid(), signal.SIGKILL)
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class DeltaEventSink:
@@ -113,12 +100,10 @@ class DeltaEventSink:
                 self.quarantine, rejects, mode="append",
                 commit_properties=self._commit_properties(QUARANTINED_EVENTS, next_offsets),
             )  # fmt: skip
-            _crash_point("after-quarantine-commit")
         write_deltalake(
             self.raw, events, mode="append", partition_by=RAW_USER_EVENTS_PARTITION_BY,
             commit_properties=self._commit_properties(RAW_USER_EVENTS, next_offsets),
         )  # fmt: skip
-        _crash_point("after-raw-commit")
         self.known_event_ids().update(events["event_id"].to_pylist())
 
 

@@ -34,8 +34,6 @@ It only moves forward (`$max`).
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,10 +53,6 @@ CURSORS = STATS_CURSORS
 DUPLICATE_KEY = 11000
 # Documents per bulk write (each write is still one atomic update per document).
 BULK_CHUNK = 1000
-# Fault injection for the crash test: SIGKILL this process after that many single-document writes (and write
-# one document per request meanwhile).
-CRASH_AFTER_ENV = "PODREC_STATS_CRASH_AFTER"
-_writes_done = 0
 
 
 @dataclass
@@ -92,18 +86,6 @@ def update_spec(increment: DocIncrement, stream: str, version: int, now: datetim
     return {"_id": increment.doc_id, mark: {"$not": {"$gte": version}}}, update
 
 
-def _crash_after() -> int | None:
-    value = os.environ.get(CRASH_AFTER_ENV)
-    return int(value) if value else None
-
-
-def _count_write_and_maybe_crash(limit: int | None, n: int) -> None:
-    global _writes_done
-    _writes_done += n
-    if limit is not None and _writes_done >= limit:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _bulk(collection: Collection, operations: list[UpdateOne]) -> tuple[int, list[int]]:
     """(documents matched or inserted, indexes of the operations refused as duplicate keys)."""
     try:
@@ -126,8 +108,7 @@ def apply_increments(
     """Apply one version's increments to `collection`, each document exactly once (see the module
     docstring)."""
     now = now or datetime.now(UTC)
-    limit = _crash_after()
-    chunk = 1 if limit is not None else BULK_CHUNK
+    chunk = BULK_CHUNK  # read at call time: the crash test writes one document per request
     count = WriteCount()
     for start in range(0, len(increments), chunk):
         specs = [update_spec(i, stream, version, now) for i in increments[start : start + chunk]]
@@ -136,7 +117,6 @@ def apply_increments(
             retry = [UpdateOne(*specs[i], upsert=False) for i in duplicates]
             applied += collection.bulk_write(retry, ordered=False).matched_count
         count += WriteCount(applied, len(specs) - applied)
-        _count_write_and_maybe_crash(limit, len(specs))
     return count
 
 
