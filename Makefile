@@ -48,37 +48,13 @@ status: install
 	$(BIN)/podrec services status
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/podrec services up
-	# the catalog first (the sample shipped with the package unless PODREC_CATALOG_SOURCES says otherwise):
-	# Delta `episodes` and its MongoDB mirror, which the event generator draws episodes from
-	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select episodes
-	$(BIN)/podrec events generate --users 300 --days 14
-	$(BIN)/podrec events send demo/bad_events.jsonl
-	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select raw_user_events,quarantined_events
-	# every closed day with events, as one run (a day is a partition once it has ended, UTC)
-	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select daily_engagement \
-		--partition-range "$$($(BIN)/podrec event-days)"
-	# a new model version (held-out fit judged against popularity, then refitted on every pair); its top-20 lists
-	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select als_model,als_recommendations
-	# content: transcripts (or title + description), embeddings (all-MiniLM-L6-v2, offline), top-20 similar episodes
-	$(BIN)/dagster asset materialize -m podrec_assets.definitions \
-		--select transcripts,transcript_embeddings,episode_similarity
-	# the ranker (LightGBM), serving only if it beats ALS alone and the hybrid on held-out listeners
-	$(BIN)/dagster asset materialize -m podrec_assets.definitions --select ranker_model
-	# every listener's list (published to MongoDB only if their blocking checks pass) and the listeners' stats
-	$(BIN)/dagster asset materialize -m podrec_assets.definitions \
-		--select final_recommendations,published_recommendations,user_stats,user_affinities,global_stats
-	@echo
-	$(BIN)/podrec summary
-	@echo
-	$(BIN)/podrec recommend --examples 2 -n 5
-	@echo
-	@echo "Open the Dagster UI with: make dev   (http://127.0.0.1:3000; stop it with Ctrl-C)"
-	@echo "Stop the local services with: make services-down"
+	@$(BIN)/python -m podrec_assets.tools.demo
+	@echo "Open the Dagster UI, with its sensors and schedules running: make dev  (http://127.0.0.1:3000; Ctrl-C stops it)"
+	@echo "A listener's list from MongoDB: .venv/bin/podrec recommend <user_id>   Stop the local services: make services-down"
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/podrec services up
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(BIN)/dg dev --host 127.0.0.1 --port 3000
 
 test: install
 	$(BIN)/pytest

@@ -44,38 +44,11 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / ".venv" / "bin"
 TARGET_P95_S = 60.0
 INGEST_JOB = "ingest_user_events"
-STAGES = [  # as `make demo`, plus ranker_model so the serving strategy is what a deployment serves
-    ["episodes"],
-    "generate",
-    ["raw_user_events,quarantined_events"],
-    ["daily_engagement", "--partition-range", "<event-days>"],
-    ["als_model,als_recommendations"],
-    ["transcripts,transcript_embeddings,episode_similarity"],
-    ["ranker_model"],
-    ["final_recommendations,published_recommendations,user_stats,user_affinities,global_stats"],
-]
-
-
 def bootstrap(users: int, log: Path) -> None:
-    with log.open("a") as out:
-        for stage in STAGES:
-            started, label = time.perf_counter(), " ".join(stage) if isinstance(stage, list) else stage
-            if stage == "generate":
-                command = [BIN / "podrec", "events", "generate", "--users", str(users), "--days", "14"]
-                label = f"events generate --users {users} --days 14"
-            else:
-                if "<event-days>" in stage:
-                    days = subprocess.run([BIN / "podrec", "event-days"], cwd=REPO, capture_output=True,
-                                          text=True, check=True).stdout.strip()  # fmt: skip
-                    stage = [days if s == "<event-days>" else s for s in stage]
-                label = " ".join(stage)
-                command = [BIN / "dagster", "asset", "materialize", "-m", "podrec_assets.definitions",
-                           "--select", *stage]  # fmt: skip
-            if subprocess.run(
-                command, check=False, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
-            ).returncode:
-                raise SystemExit(f"bootstrap stage {stage} failed; see {log}")
-            print(f"  bootstrap {label}: {time.perf_counter() - started:.1f}s", flush=True)
+    """What `make demo` runs (tools/demo.py), less starting the services, with `users` listeners."""
+    from podrec_assets.tools import demo
+
+    demo.run(demo.stages(BIN, users)[1:], log, out=lambda line: print(f"  bootstrap {line}", flush=True))
 
 
 def graphql(port: int, query: str) -> dict:
@@ -86,7 +59,7 @@ def graphql(port: int, query: str) -> dict:
 
 
 def start_dagster_dev(port: int, log: Path) -> subprocess.Popen:
-    command = [BIN / "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"]
+    command = [BIN / "dg", "dev", "--host", "127.0.0.1", "--port", str(port)]  # what `make dev` runs
     with log.open("a") as out:
         return subprocess.Popen(
             command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -1,0 +1,22 @@
+"""The `podrec` command, one module per command group: services, events, ingest, show (summary, recommend,
+similar, event-days), models, evaluate. The Dagster graph itself is run with `dg` (see the Makefile)."""
+
+import click
+
+from podrec_assets.lib.settings import apply_local_defaults
+from podrec_assets.tools.cli.evaluate import evaluate
+from podrec_assets.tools.cli.events import events
+from podrec_assets.tools.cli.ingest import ingest
+from podrec_assets.tools.cli.models import models
+from podrec_assets.tools.cli.services import services
+from podrec_assets.tools.cli.show import event_days, recommend, similar, summary
+
+
+@click.group()
+def main() -> None:
+    """podrec: podcast recommendations as a Dagster asset graph."""
+    apply_local_defaults()
+
+
+for command in (services, events, ingest, summary, recommend, similar, event_days, models, evaluate):
+    main.add_command(command)

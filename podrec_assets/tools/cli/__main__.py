@@ -1,0 +1,3 @@
+from podrec_assets.tools.cli import main
+
+main()

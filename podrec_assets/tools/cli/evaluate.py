@@ -1,0 +1,106 @@
+"""`podrec evaluate`: offline quality on MovieLens-100k (tools/experiments/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from podrec_assets.tools.cli.common import fail, resources
+
+
+@click.command("evaluate")
+@click.option("--dataset", type=click.Choice(["movielens-100k"]), required=True)
+@click.option(
+    "--protocol",
+    type=click.Choice(["random", "temporal", "per-listener"]),
+    default="random",
+    show_default=True,
+    help="random: recommenders' stratified split of the ratings (model code only); temporal: one global "
+    "cut-off time, the past through the real assets, what MongoDB serves judged on the future; per-listener: "
+    "each listener's newest 20% hidden, the rest through the real assets",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="temporal: where the private Delta tables and models go (default: a new temporary folder)",
+)
+@click.option(
+    "--longtail",
+    type=int,
+    default=3000,
+    show_default=True,
+    help="temporal: synthetic long-tail episodes nobody has heard, added to the catalog",
+)
+@click.option(
+    "--horizon-days",
+    type=float,
+    default=None,
+    help="temporal: judge only the positives in the first N days after the cut (default: all)",
+)
+@click.option(
+    "--events",
+    "event_mix",
+    type=click.Choice(["ratings", "listening"]),
+    default="ratings",
+    show_default=True,
+    help="temporal/per-listener: a `rate` event per rating, or the listening session "
+    "it stands for (complete, like, skip and rate)",
+)
+@click.option("--split", type=click.Choice(["test", "validation", "validation-2", "validation-3"]), default="test",
+              show_default=True, help="validation splits lie inside the training part (all tuning may look at); "
+              "temporal: -2 and -3 step the cut further back (rolling origin)")  # fmt: skip
+@click.option("--rank", type=int, default=None)
+@click.option("--reg-param", type=float, default=None)
+@click.option("--alpha", type=float, default=None)
+@click.option("--max-iter", type=int, default=None)
+@click.option("--hybrid/--no-hybrid", default=True, show_default=True,
+              help="also the hybrid (ALS + content) at several blend weights, and the cold-item experiment")  # fmt: skip
+@click.option(
+    "--weights", default="0.5,0.8,0.9,0.95,1.0", show_default=True, help="blend weights w to report"
+)
+def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, horizon_days: float | None,
+             event_mix: str, split: str, rank, reg_param, alpha, max_iter, hybrid: bool, weights: str) -> None:  # fmt: skip
+    """Offline quality on real data: the temporal protocol through the real assets, or the random protocol of the
+    ALS model code beside published figures (starts the local services it needs)."""
+    from pyspark.sql import SparkSession
+
+    from podrec_assets.lib.models.als import AlsParams
+    from podrec_assets.tools.experiments.movielens_eval import (
+        RANDOM_PROTOCOL_PARAMS,
+        evaluate_movielens,
+        report_lines,
+    )
+    from podrec_assets.tools.stack import LocalStack, ServiceError
+
+    overrides = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter}
+    base = RANDOM_PROTOCOL_PARAMS.model_dump() if protocol == "random" else {}
+    params = AlsParams(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+    try:
+        LocalStack().up(["spark"] if protocol == "random" else ["kafka", "mongo", "spark"],
+                        log=lambda m: click.echo(m))  # fmt: skip
+    except ServiceError as error:
+        fail(str(error))
+    if protocol in ("temporal", "per-listener"):
+        from podrec_assets.tools.experiments.temporal import evaluate_temporal
+
+        als = {k: v for k, v in params.model_dump().items() if k in overrides and overrides[k] is not None}
+        run_config = {"als_model": {"als_model": {"config": {"params": als}}}} if als else None
+        report = evaluate_temporal(split, protocol, horizon_days, workdir, longtail, log=click.echo,
+                                   run_config=run_config, events=event_mix)  # fmt: skip
+        for line in report.lines():
+            click.echo(line)
+        return
+    spark = SparkSession.builder.remote(resources()["pyspark"].spark_config["spark.remote"]).getOrCreate()
+    click.echo(f"ALS parameters: {params.model_dump()}")
+    for line in report_lines(evaluate_movielens(spark, params, split), split):
+        click.echo(line)
+    if hybrid:
+        from podrec_assets.tools.experiments.movielens_hybrid import evaluate_hybrid
+        from podrec_assets.tools.experiments.movielens_hybrid import report_lines as hybrid_lines
+
+        blend = [float(w) for w in weights.split(",")]
+        for line in hybrid_lines(evaluate_hybrid(spark, params, blend, split, cold_items=split == "test")):
+            click.echo(line)
+
