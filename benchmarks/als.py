@@ -129,7 +129,8 @@ def main() -> None:
         median = sorted(timings)[len(timings) // 2]
         print(f"implicit ALS (CPU, same rows and rank/iterations): {median:.2f}s; asset / implicit = "
               f"{sorted(ours)[len(ours) // 2] / median:.0f}x, bare Spark fit / implicit = "
-              f"{sorted(bare)[len(bare) // 2] / median:.0f}x (reference only; ratio vs bare ALS.fit {ratio:.2f})")  # fmt: skip
+              f"{sorted(bare)[len(bare) // 2] / median:.0f}x "
+              f"(reference only; ratio vs bare ALS.fit {ratio:.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":

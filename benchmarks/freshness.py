@@ -21,6 +21,7 @@ printed: right after the bootstrap, late_events_sensor re-requests every closed 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -94,10 +95,9 @@ def stop_dagster_dev(process: subprocess.Popen) -> None:
         process.wait()
     except ProcessLookupError:
         return
-    try:  # children (code server, run workers) share the group: make sure none is left
+    # children (code server, run workers) share the group: make sure none is left
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def wait_for_quiet(instance, quiet: float = 30, timeout: float = 600) -> None:
@@ -139,7 +139,8 @@ def measure(db, producer, topic: str, listeners: list[str], spacing: float, time
             doc = db["user_recommendations"].find_one({"_id": user})
             stats = db["user_stats"].find_one({"_id": user}) or {}
             state = {"user": user, "episode": doc["episode_ids"][0], "as_of": doc.get("as_of", -1),
-                     "total": stats.get("events_total", 0), "stats_s": None, "list_s": None, "violation": False}  # fmt: skip
+                     "total": stats.get("events_total", 0), "stats_s": None, "list_s": None,
+                     "violation": False}  # fmt: skip
             event = make_v1_event(event_id=f"bench-{uuid.uuid4()}", user_id=user, episode_id=state["episode"],
                                   event_type="skip", ts=datetime.now(UTC), from_sec=0.0, to_sec=8.0)  # fmt: skip
             producer.send(topic, key=user.encode(), value=json.dumps(event).encode()).get(timeout=30)
@@ -339,7 +340,8 @@ def main() -> None:
         client = mongo.client()
         try:
             print(
-                f"dagster dev ready (webserver + sensor and run-queue daemons) in {wait_until_ready(port, process):.0f}s"
+                "dagster dev ready (webserver + sensor and run-queue daemons) in "
+                f"{wait_until_ready(port, process):.0f}s"
             )
             instance = DagsterInstance.get()
             wait_for_quiet(instance)

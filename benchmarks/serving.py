@@ -252,7 +252,8 @@ def targets(args, db, rates=tuple(rate for _, rate, _ in TARGETS), ops=("lookup"
         first, second = ops
         spread = [stats(*part)["p99"] for part in runs[first]]
         print(f"  -> {rate} QPS: {first} / {second} {ratio(pooled[rate][first], pooled[rate][second])}; {first} "
-              f"p99 by round {', '.join(f'{p:.1f}' for p in spread)} ms (median {statistics.median(spread):.1f})")  # fmt: skip
+              f"p99 by round {', '.join(f'{p:.1f}' for p in spread)} ms "
+              f"(median {statistics.median(spread):.1f})")  # fmt: skip
     return pooled
 
 
@@ -312,7 +313,8 @@ def publish_under_load(args, db) -> None:
         during = stats(*result["run"])
         print(line(f"lookup, during a publish of {target}", during))
         print(f"  ({publish_line(f'the publish of {target}', report)}; the rename took "
-              f"{report.swap_seconds * 1e3:,.0f} ms and lookups waited up to {during['max']:,.0f} ms)", flush=True)  # fmt: skip
+              f"{report.swap_seconds * 1e3:,.0f} ms and lookups waited up to {during['max']:,.0f} ms)",
+              flush=True)  # fmt: skip
 
 
 def run(args, db, server_line: str) -> None:

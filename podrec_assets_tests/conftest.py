@@ -35,6 +35,20 @@ def pytest_configure(config) -> None:
     apply_local_defaults()
 
 
+# Tiers: a test that uses any of these fixtures needs the real local services (integration); `e2e` is marked by its
+# module; everything else is a unit test and needs no service at all (`make test-fast` runs only those).
+SERVICE_FIXTURES = {"stack", "spark_remote", "spark", "pyspark_resource", "topic", "kafka", "mongo", "db",
+                    "serving_graph", "graph"}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            continue
+        tier = "integration" if SERVICE_FIXTURES & set(item.fixturenames) else "unit"
+        item.add_marker(getattr(pytest.mark, tier))
+
+
 @pytest.fixture(scope="session")
 def podrec_home() -> Path:
     return Path(os.environ["PODREC_HOME"])
@@ -129,10 +143,10 @@ SERVING_DAYS = 10
 COLD_EPISODE = "sample-007"  # kept out of every listener's history
 
 
-@pytest.fixture
-def graph(delta, resources):
-    """The sample catalog with its content assets, synthetic listening over it (never COLD_EPISODE), an ALS model
-    and a ranker: everything the lists are made from. Returns the instance that holds its check evaluations."""
+@pytest.fixture(scope="session")
+def serving_graph(tmp_path_factory, stack, pyspark_resource):
+    """Built once per session (one ALS fit, one ranker): the sample catalog with its content assets, synthetic
+    listening over it (never COLD_EPISODE), an ALS model and a ranker. Tests get copies (`graph`)."""
     from dagster import DagsterInstance, materialize
 
     from podrec_assets.defs.content.assets import (
@@ -145,11 +159,18 @@ def graph(delta, resources):
     from podrec_assets.defs.models.assets import als_model, als_recommendations
     from podrec_assets.defs.models.checks import als_recommendations_checks
     from podrec_assets.defs.models.ranker import ranker_model
+    from podrec_assets.defs.resources import CatalogResource, ModelStoreResource
     from podrec_assets.lib.lakehouse import read_table
     from podrec_assets.names import EPISODES
     from podrec_assets.tools.producers.synthetic import catalog_from_documents, generate_events
     from podrec_assets_tests.helpers import partition_range_tags, write_raw_events
 
+    root = tmp_path_factory.mktemp("serving-graph")
+    delta = DeltaLakeResource(root=str(root / "delta"))
+    mongo = MongoResource(uri=os.environ["MONGO_URI"], database=f"graph_{uuid.uuid4().hex[:8]}")
+    resources = {"delta": delta, "mongo": mongo, "pyspark": pyspark_resource,
+                 "models": ModelStoreResource(root=str(root / "models")),
+                 "catalog": CatalogResource(sources="sample")}  # fmt: skip
     instance = DagsterInstance.ephemeral()
     assert materialize([episodes], resources=resources, instance=instance).success
     catalog = read_table(delta.table_uri(EPISODES)).to_pylist()
@@ -162,4 +183,38 @@ def graph(delta, resources):
     upstream = [als_model, als_recommendations, *als_recommendations_checks, transcripts, transcript_embeddings,
                 episode_similarity, ranker_model]  # fmt: skip
     assert materialize(upstream, resources=resources, instance=instance).success
+    yield root, mongo
+    client = mongo.client()
+    client.drop_database(mongo.database)
+    client.close()
+
+
+@pytest.fixture
+def graph(serving_graph, delta, models, mongo, resources):
+    """A copy of `serving_graph` (its Delta tables, model store and MongoDB mirror) in this test's own folders and
+    database, and a fresh Dagster instance in which ALS's lists have passed their checks (as in the run that made
+    them): tests change their copy freely and never refit. Returns the instance."""
+    import shutil
+
+    from dagster import AssetSelection, DagsterInstance, materialize
+
+    from podrec_assets.defs.models.assets import als_recommendations
+    from podrec_assets.defs.models.checks import als_recommendations_checks
+
+    root, template = serving_graph
+    shutil.copytree(root / "delta", delta.root)
+    shutil.copytree(root / "models", models.root)
+    source, target = template.client(), mongo.client()
+    try:
+        for name in template.db(source).list_collection_names():
+            documents = list(template.db(source)[name].find())
+            if documents:
+                mongo.db(target)[name].insert_many(documents)
+    finally:
+        source.close()
+        target.close()
+    instance = DagsterInstance.ephemeral()
+    checks = materialize([als_recommendations, *als_recommendations_checks], resources=resources, instance=instance,
+                         selection=AssetSelection.checks(*als_recommendations_checks))  # fmt: skip
+    assert checks.success
     return instance

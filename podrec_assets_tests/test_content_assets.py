@@ -43,9 +43,11 @@ def feed(items=ITEMS) -> str:
     for guid, title, description, path, mime in items:
         link = f'<podcast:transcript url="{{base}}{path}" type="{mime}"/>' if path else ""
         entries.append(f"<item><guid>{guid}</guid><title>{title}</title><description>{description}</description>"
-                       f'<enclosure url="{{base}}/a/{guid}.mp3" type="audio/mpeg" length="1"/>{link}</item>')  # fmt: skip
+                       f'<enclosure url="{{base}}/a/{guid}.mp3" type="audio/mpeg" length="1"/>'
+                       f"{link}</item>")  # fmt: skip
     return ('<?xml version="1.0"?><rss version="2.0" xmlns:podcast="https://podcastindex.org/namespace/1.0">'
-            "<channel><title>Test Show</title><language>en</language>" + "".join(entries) + "</channel></rss>")  # fmt: skip
+            "<channel><title>Test Show</title><language>en</language>" + "".join(entries)
+            + "</channel></rss>")  # fmt: skip
 
 
 @pytest.fixture

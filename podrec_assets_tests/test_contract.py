@@ -82,8 +82,8 @@ def test_seed003_message_maps_to_canonical_event():
 
 @pytest.mark.parametrize(
     "name,canonical",
-    [("PlaybackStart", "play"), ("playback_pause", "pause"), ("PlaybackResume", "resume"), ("PlaybackAbandon", "abandon"),
-     ("ContentView", "view"), ("ContentRating", "rate"), ("SearchQuery", "search"),
+    [("PlaybackStart", "play"), ("playback_pause", "pause"), ("PlaybackResume", "resume"),
+     ("PlaybackAbandon", "abandon"), ("ContentView", "view"), ("ContentRating", "rate"), ("SearchQuery", "search"),
      ("SearchResultClick", "search_click"), ("UserLogin", "login"), ("skip", "skip"), ("complete", "complete")],
 )  # fmt: skip
 def test_event_type_aliases(name, canonical):

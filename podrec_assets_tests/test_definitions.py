@@ -35,3 +35,43 @@ def test_definitions_are_loadable_and_complete():
     ingestion = defs.resolve_job_def("ingest_user_events")
     selected = {k.to_user_string() for k in ingestion.asset_layer.selected_asset_keys}
     assert {"raw_user_events", "user_stats", "fresh_recommendations"} <= selected
+
+
+def describe(definitions: Definitions) -> dict:
+    """The whole graph as plain data: a change to it shows up as a reviewable diff of the snapshot."""
+    graph = definitions.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        condition = node.automation_condition
+        assets[key.to_user_string()] = {
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "group": node.group_name,
+            "kinds": sorted(node.kinds),
+            "pools": sorted(node.pools or ()),
+            "partitioned": node.partitions_def is not None,
+            "automation": condition.get_label() or condition.name if condition else None,
+            "checks": {
+                check.name: "blocking" if graph.get_check_spec(check).blocking else "non-blocking"
+                for check in sorted(graph.get_check_keys_for_assets({key}), key=lambda c: c.name)
+            },
+        }
+    jobs = {
+        job.name: sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys)
+        for job in (definitions.resolve_job_def(j.name) for j in definitions.jobs or ())
+    }
+    schedules = {
+        s.name: {"cron": s.cron_schedule, "job": s.job_name, "default_status": s.default_status.value}
+        for s in (definitions.resolve_schedule_def(s.name) for s in definitions.schedules or ())
+    }
+    sensors = {
+        s.name: {"default_status": s.default_status.value, "interval_s": s.minimum_interval_seconds}
+        for s in (definitions.resolve_sensor_def(s.name) for s in definitions.sensors or ())
+    }
+    return {"assets": assets, "jobs": jobs, "schedules": schedules, "sensors": sensors}
+
+
+def test_the_graph_matches_its_snapshot(snapshot):
+    """Keys, deps, groups, kinds, pools, automation, checks (and which block), jobs, schedules, sensors: update with
+    `pytest podrec_assets_tests/test_definitions.py --snapshot-update` and review the diff."""
+    assert describe(defs) == snapshot

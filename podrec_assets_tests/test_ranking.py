@@ -150,8 +150,9 @@ def query_sets(world):
     pairs = pairs_from_events(raw, EventWeights())
     catalog = build_catalog(episodes_table(catalog_list))
     ordered = pairs.sort_values(["user_id", "last_ts"])
-    newest = ordered.groupby("user_id").cumcount(ascending=False) < (ordered.groupby("user_id")["user_id"]
-                                                                        .transform("size") * 0.2).astype(int)  # fmt: skip
+    newest = ordered.groupby("user_id").cumcount(ascending=False) < (
+        ordered.groupby("user_id")["user_id"].transform("size") * 0.2
+    ).astype(int)  # fmt: skip
     history, later = ordered[~newest], ordered[newest]
     snapshot = make_snapshot("newest 20%", "user", history, later, catalog,
                              align_model(numpy_als(history, "heldout"), catalog), END.timestamp())  # fmt: skip

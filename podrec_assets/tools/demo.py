@@ -19,8 +19,9 @@ from podrec_assets.lib.settings import REPO_ROOT, podrec_home
 
 # Metadata shown for each materialization, in this order of preference (the first three present).
 FIGURES = [
-    "catalog_size", "events_accepted", "quarantined", "days", "rows", "users", "episodes", "pairs", "encoded",
-    "rows_written", "promoted", "serving_strategy", "strategy", "listeners_judged", "documents_written", "published",
+    "catalog_size", "events_accepted", "quarantined", "rows", "users", "episodes", "pairs", "encoded",
+    "rows_written", "promoted", "serving_strategy", "strategy", "listeners_judged", "documents_written",
+    "user_documents", "als_top_n_documents",
 ]  # fmt: skip
 
 
@@ -69,12 +70,17 @@ def run_report(instance, run_id: str) -> str:
     """What one Dagster run produced: per asset a few metadata figures, then its checks."""
     from dagster import DagsterEventType
 
-    parts, passed, failed = [], 0, []
+    produced: dict[str, tuple[list[str], int]] = {}  # asset → (figures of its last materialization, how many)
     for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
         materialization = record.dagster_event.event_specific_data.materialization
         metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
         figures = [f"{k} {metadata[k]}" for k in FIGURES if k in metadata and not isinstance(metadata[k], dict)]
-        parts.append(f"{materialization.asset_key.to_user_string()} ({', '.join(figures[:3])})")
+        key = materialization.asset_key.to_user_string()
+        produced[key] = (figures[:3], produced.get(key, ([], 0))[1] + 1)
+    parts, passed, failed = [], 0, []
+    for key, (figures, times) in produced.items():
+        partitions = f"{times} partitions, " if times > 1 else ""
+        parts.append(f"{key} ({partitions}{', '.join(figures)})" if partitions or figures else key)
     for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = record.dagster_event.event_specific_data
         if evaluation.passed:

@@ -8,6 +8,7 @@ SPARK_REMOTE) the user set is an external service: nothing is started for it, it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -306,14 +307,10 @@ def _stop_process_group(pid: int, timeout_s: float = 15) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap it if this process started it, or it lingers as a zombie
-        except ChildProcessError:
-            pass
         if _process_start_ticks(pid) is None:
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -60,7 +60,8 @@ FINAL_RECOMMENDATIONS_GATE = ("no_heard_or_skipped", "lists_consistent", "every_
             "lists_consistent",
             asset=FINAL_RECOMMENDATIONS,
             blocking=True,
-            description="ranks 1..n per user, no episode twice, scores finite and falling with rank, every episode in the catalog",
+            description="ranks 1..n per user, no episode twice, scores finite and falling with rank, "
+            "every episode in the catalog",
         ),
         AssetCheckSpec(
             "every_active_user_served",

@@ -6,9 +6,9 @@ moves the cursor once both collections have it; two assets would read every vers
 cursors. Two specs still give each collection its own node, lineage and metadata in the UI.
 
 Both assets run in every ingestion run (the `ingest_user_events` job) and follow a hand-made ingestion too (eager
-automation); `global_stats` follows every ten minutes at most (a cron automation condition). `episodes` is a dependency but is ignored by the automation:
-the stats run without a catalog (affinities of unknown episodes are skipped and counted) and a catalog change
-does not re-attribute past events.
+automation); `global_stats` follows every ten minutes at most (a cron automation condition). `episodes` is a
+dependency but is ignored by the automation: the stats run without a catalog (affinities of unknown episodes are
+skipped and counted) and a catalog change does not re-attribute past events.
 """
 
 from dagster import (

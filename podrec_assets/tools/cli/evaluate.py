@@ -49,19 +49,22 @@ from podrec_assets.tools.cli.common import fail, resources
     "it stands for (complete, like, skip and rate)",
 )
 @click.option("--split", type=click.Choice(["test", "validation", "validation-2", "validation-3"]), default="test",
-              show_default=True, help="validation splits lie inside the training part (all tuning may look at); "
+              show_default=True,
+              help="validation splits lie inside the training part (all tuning may look at); "
               "temporal: -2 and -3 step the cut further back (rolling origin)")  # fmt: skip
 @click.option("--rank", type=int, default=None)
 @click.option("--reg-param", type=float, default=None)
 @click.option("--alpha", type=float, default=None)
 @click.option("--max-iter", type=int, default=None)
 @click.option("--hybrid/--no-hybrid", default=True, show_default=True,
-              help="also the hybrid (ALS + content) at several blend weights, and the cold-item experiment")  # fmt: skip
+              help="also the hybrid (ALS + content) at several blend weights, "
+              "and the cold-item experiment")  # fmt: skip
 @click.option(
     "--weights", default="0.5,0.8,0.9,0.95,1.0", show_default=True, help="blend weights w to report"
 )
 def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, horizon_days: float | None,
-             event_mix: str, split: str, rank, reg_param, alpha, max_iter, hybrid: bool, weights: str) -> None:  # fmt: skip
+             event_mix: str, split: str, rank, reg_param, alpha, max_iter, hybrid: bool,
+             weights: str) -> None:  # fmt: skip
     """Offline quality on real data: the temporal protocol through the real assets, or the random protocol of the
     ALS model code beside published figures (starts the local services it needs)."""
     from pyspark.sql import SparkSession
