@@ -208,7 +208,7 @@ def _summarize_models(delta) -> None:
 
 @click.command("event-days")
 def event_days() -> None:
-    """The closed days (UTC) raw_user_events holds, as START...END for `dagster asset materialize --partition-range`."""
+    """The closed days (UTC) raw_user_events holds, as START...END for `dg launch --partition-range`."""
     from datetime import UTC, date, datetime, timedelta
 
     from deltalake import DeltaTable

@@ -22,7 +22,7 @@ from podrec_assets.lib.models.als import AlsParams
 from podrec_assets.lib.models.evaluation import Evaluation, fit_and_evaluate, temporal_holdout
 from podrec_assets.lib.models.factors import index_ids
 
-# The setting chosen for this protocol on its validation split (README: "Quality on real data"). The asset's own
+# The setting chosen for this protocol on its validation split (docs/quality.md). The asset's own
 # defaults (AlsParams) are tuned for what production meets, the temporal protocol, and may differ.
 RANDOM_PROTOCOL_PARAMS = AlsParams(rank=64, max_iter=15, reg_param=0.3, alpha=0.3)
 
