@@ -312,7 +312,7 @@ CHECK_EXECUTIONS = """query ($path: [String!]!, $check: String!) {
 
 
 def test_episodes_materializes_and_its_checks_pass(dagster_dev):
-    from podrec_assets.content.sources import sample_episodes
+    from podrec_assets.lib.content.sources import sample_episodes
 
     node = dagster_dev.graphql(ASSET_NODE, {"path": [ASSET]})["assetNodeOrError"]
     assert node["__typename"] == "AssetNode", node
