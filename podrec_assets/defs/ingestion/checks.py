@@ -1,7 +1,6 @@
 """Data-quality checks on `raw_user_events`. The plain functions take Arrow tables; the checks wrap them."""
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -14,40 +13,14 @@ from deltalake import DeltaTable
 from pydantic import Field
 
 from podrec_assets.defs.resources import DeltaLakeResource
-from podrec_assets.lib.ingestion.contract import CONTENT_EVENT_TYPES, EVENT_TYPES
-from podrec_assets.lib.ingestion.tables import RAW_USER_EVENTS_SCHEMA
+from podrec_assets.lib.ingestion.quality import (
+    REQUIRED_KEYS,
+    duplicate_event_ids,
+    null_key_counts,
+    schema_differences,
+    unknown_event_types,
+)
 from podrec_assets.names import RAW_USER_EVENTS
-
-REQUIRED_KEYS = ("event_id", "user_id", "event_type", "ts", "event_date")
-
-
-def schema_differences(actual: pa.Schema, expected: pa.Schema = RAW_USER_EVENTS_SCHEMA) -> list[str]:
-    """Columns missing, unexpected or of another type (nullability aside: Delta does not keep it for all writers)."""
-    problems = [f"missing column {f.name}" for f in expected if f.name not in actual.names]
-    problems += [f"unexpected column {n}" for n in actual.names if n not in expected.names]
-    for f in expected:
-        if f.name in actual.names and not actual.field(f.name).type.equals(f.type):
-            problems.append(f"{f.name} is {actual.field(f.name).type}, expected {f.type}")
-    return problems
-
-
-def null_key_counts(events: pa.Table) -> dict[str, int]:
-    """Nulls in required keys, plus content events without an episode_id."""
-    counts = {name: events[name].null_count for name in REQUIRED_KEYS}
-    is_content = pc.is_in(events["event_type"], value_set=pa.array(sorted(CONTENT_EVENT_TYPES)))
-    counts["episode_id (content events)"] = (
-        pc.sum(pc.and_(is_content, pc.is_null(events["episode_id"]))).as_py() or 0
-    )
-    return {k: v for k, v in counts.items() if v}
-
-
-def duplicate_event_ids(event_ids: pa.ChunkedArray) -> int:
-    return len(event_ids) - pc.count_distinct(event_ids).as_py()
-
-
-def unknown_event_types(event_types: pa.ChunkedArray) -> list[str]:
-    distinct = pc.unique(event_types).to_pylist()
-    return sorted(t for t in distinct if t not in EVENT_TYPES)
 
 
 def _raw_table(delta: DeltaLakeResource) -> DeltaTable:

@@ -2,10 +2,8 @@
 `published_recommendations`, so MongoDB keeps serving the previous set."""
 
 from collections.abc import Iterator
-from datetime import timedelta
 
 import numpy as np
-import pyarrow as pa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -15,33 +13,13 @@ from dagster import (
     multi_asset_check,
 )
 
-from podrec_assets.defs.models.checks import engaged_pairs_recommended, inconsistent_rankings
 from podrec_assets.defs.resources import DeltaLakeResource
 from podrec_assets.lib.lakehouse import CHECKED_VERSION, delta_version, read_table
-from podrec_assets.lib.serving.lookup import COLD_START_USER
+from podrec_assets.lib.models.quality import engaged_pairs_recommended, inconsistent_rankings
+from podrec_assets.lib.serving.quality import shortfalls
 from podrec_assets.names import DAILY_ENGAGEMENT, EPISODES, FINAL_RECOMMENDATIONS
 
 ACTIVE_DAYS = 30
-
-
-def shortfalls(
-    recommendations: pa.Table, daily: pa.Table, catalog: set[str], top_n: int, active_days: int
-) -> dict:
-    """Active users (engaged in the last `active_days` days) with fewer than top_n recommendations although the
-    catalog holds enough episodes they have not engaged with; such a shortfall has no stated reason."""
-    frame = daily.select(["user_id", "episode_id", "event_date"]).to_pandas()
-    active: set[str] = set()
-    if len(frame):
-        newest = frame["event_date"].max()
-        active = set(frame.loc[frame["event_date"] > newest - timedelta(days=active_days), "user_id"])
-    engaged = frame[frame["episode_id"].isin(catalog)].groupby("user_id")["episode_id"].nunique()
-    served = recommendations.select(["user_id"]).to_pandas().value_counts("user_id")
-    missing = []
-    for user in sorted(active | {COLD_START_USER}):
-        wanted = min(top_n, max(len(catalog) - int(engaged.get(user, 0)), 0))
-        if int(served.get(user, 0)) < wanted:
-            missing.append(user)
-    return {"active_users": len(active), "short_without_reason": len(missing), "examples": missing[:10]}
 
 
 # The blocking checks a version of final_recommendations must pass before MongoDB shows it (serving/gate.py).
