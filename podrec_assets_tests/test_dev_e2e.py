@@ -21,16 +21,16 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import tomllib
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -141,14 +141,10 @@ def _stop(process: subprocess.Popen) -> None:
     pgid = process.pid  # start_new_session: the leader's pid is the group's id
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        try:
+        with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=30)
     deadline = time.monotonic() + 30
     while _group_alive(pgid) and time.monotonic() < deadline:

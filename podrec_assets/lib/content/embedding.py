@@ -130,7 +130,9 @@ def embed_texts(
     """Unit vectors for `texts` (none may be empty: the caller filters them). All chunks of all texts go through a
     single `model.encode` call, so batches stay full; a text's vector is the normalized mean of its chunks'."""
     texts = list(texts)
-    dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else DIMENSION
+    dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else None
+    if dim is None:  # older sentence-transformers without the method, or a model that does not say
+        dim = DIMENSION
     if not texts:
         return Embedded(np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
     empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
@@ -138,7 +140,10 @@ def embed_texts(
         raise ValueError(
             f"{len(empty)} empty text(s), first at index {empty[0]}: filter them before embedding"
         )
-    max_tokens = model.max_seq_length - 2  # [CLS] and [SEP]
+    seq_length = model.max_seq_length
+    if seq_length is None:
+        raise ValueError("the model declares no max_seq_length: cannot cut texts into windows")
+    max_tokens = seq_length - 2  # [CLS] and [SEP]
     enc = _tokenize(model.tokenizer, texts)
     chunks: list[str] = []
     counts = np.zeros(len(texts), np.int64)

@@ -412,16 +412,13 @@ def sample_episodes() -> SourceResult:
     episodes = []
     for entry in json.loads(raw):
         published = entry.get("published_at")
-        episodes.append(
-            Episode(
-                **{
-                    **entry,
-                    "source": "sample",
-                    "categories": tuple(entry.get("categories", ())),
-                    "published_at": datetime.fromisoformat(published) if published else None,
-                }
-            )
-        )
+        fields: dict[str, Any] = {  # JSON values: Episode's own fields, as the file spells them
+            **entry,
+            "source": "sample",
+            "categories": tuple(entry.get("categories", ())),
+            "published_at": datetime.fromisoformat(published) if published else None,
+        }
+        episodes.append(Episode(**fields))
     return SourceResult(episodes=episodes)
 
 

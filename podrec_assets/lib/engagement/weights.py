@@ -13,8 +13,8 @@
 | view, resume | 0 (counted, but say nothing about liking)                                   |
 
 The same table is written twice, once per engine: `weight_column()` in `daily.py` for Spark (`daily_engagement`,
-the training data) and `of_events()` here for Arrow on the driver (the near-real-time lists read a listener's newest events without Spark); a
-test holds the two equal on every event type.
+the training data) and `of_events()` here for Arrow on the driver (the near-real-time lists read a listener's
+newest events without Spark); a test holds the two equal on every event type.
 
 Negative sums stay negative in `daily_engagement`; how they reach the model is in `models/als.py`.
 Non-content events (search, login, …) have no episode and are not part of engagement.

@@ -173,9 +173,11 @@ def _fast_rows(parsed: pa.Table, now: datetime) -> tuple[pa.Table, pa.Array]:
 
 def validate_batch(values: list[bytes | None], now: datetime) -> BatchValidation:
     """Validate every message of a batch: canonical rows for the good ones, a reason for each bad one."""
-    candidates = [
-        i for i, value in enumerate(values) if value is not None and len(value) <= MAX_MESSAGE_BYTES
+    sized = [
+        (i, value) for i, value in enumerate(values) if value is not None and len(value) <= MAX_MESSAGE_BYTES
     ]
+    candidates = [i for i, _ in sized]
+    payloads = [value for _, value in sized]  # values[i] for i in candidates, known not None
     tables: list[pa.Table] = []
     event_indices: list[int] = []
     precise: list[int] = (
@@ -185,7 +187,7 @@ def validate_batch(values: list[bytes | None], now: datetime) -> BatchValidation
         block = candidates[start : start + BLOCK_ROWS]
         try:
             parsed = pa_json.read_json(
-                io.BytesIO(b"\n".join([values[i] for i in block])), parse_options=_PARSE_OPTIONS
+                io.BytesIO(b"\n".join(payloads[start : start + BLOCK_ROWS])), parse_options=_PARSE_OPTIONS
             )
         except (pa.ArrowInvalid, UnicodeDecodeError):
             precise.extend(block)

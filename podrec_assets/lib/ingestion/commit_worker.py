@@ -24,6 +24,7 @@ before it imports pyarrow (see `_NoPandas`).
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import ctypes
 import importlib.abc
@@ -95,6 +96,10 @@ class CommitWorker:
             [sys.executable, "-c", "from podrec_assets.lib.ingestion.commit_worker import serve; serve()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
         )  # fmt: skip
+        # Both are pipes, as asked just above (Popen leaves them None only when not asked for).
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._to_worker: IO[bytes] = self._process.stdin
+        self._from_worker: IO[bytes] = self._process.stdout
         # Frames go out through a thread: while the worker commits, a full pipe must block that thread, not polling.
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._sender = threading.Thread(target=self._send_frames, name="commit-worker-send", daemon=True)
@@ -109,21 +114,21 @@ class CommitWorker:
             self._process.kill()
         self._outbox.put(None)  # the end of its input: a worker with nothing left to do exits
         self._sender.join()
-        self._process.stdout.close()
+        self._from_worker.close()
         if exc_type is None:  # it exits by itself; its teardown takes ~20 ms, so reap it meanwhile
             threading.Thread(target=self._process.wait, name=REAPER_THREAD, daemon=True).start()
         else:
             self._process.wait()
 
     def _send_frames(self) -> None:
-        fd = self._process.stdin.fileno()
+        fd = self._to_worker.fileno()
         try:
             while (payload := self._outbox.get()) is not None:
                 _write_frame(fd, payload)
         except OSError:  # the worker is gone; the main thread learns why from its output or exit status
             pass
         finally:
-            self._process.stdin.close()
+            self._to_worker.close()
 
     def _send(self, message: tuple) -> None:
         if self._process.poll() is not None:  # died: say why now rather than at the next commit
@@ -144,7 +149,7 @@ class CommitWorker:
     def wait_committed(self) -> CommitSummary:
         """The summary of the oldest commit asked for and not yet waited for, once it is in the Delta log."""
         assert self._commits_asked > 0, "no commit was asked for"
-        reply = _read_frame(self._process.stdout)
+        reply = _read_frame(self._from_worker)
         if reply is None or reply[0] != "committed":
             raise self._failure(reply)
         self._commits_asked -= 1
@@ -153,7 +158,7 @@ class CommitWorker:
     def _failure(self, reply: tuple | None = None) -> BaseException:
         """The worker's own exception (with its traceback as the cause) or, if it just died, its exit status."""
         while reply is not None and reply[0] != "error":
-            reply = _read_frame(self._process.stdout)
+            reply = _read_frame(self._from_worker)
         if reply is None:
             status = self._process.wait()
             return CommitWorkerError(
@@ -198,10 +203,8 @@ class _NoPandas(importlib.abc.MetaPathFinder):
 
 def _die_with_parent() -> None:
     """Have the kernel SIGKILL this process when its parent dies (Linux). Elsewhere the end of stdin stops it."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
     if os.getppid() != int(os.environ[PARENT_PID_ENV]):  # the parent died before prctl took effect
         os._exit(1)
 
@@ -219,7 +222,10 @@ def serve() -> None:
 
         _pickle_delta_errors_by_name()
 
-        kind, (sink, quarantine_from) = _read_frame(inbox)  # unpickling the sink opens its tables here
+        opening = _read_frame(inbox)  # unpickling the sink opens its tables here
+        if opening is None:
+            raise EOFError("the parent ended the worker's input before sending 'open'")
+        kind, (sink, quarantine_from) = opening
         assert kind == "open", kind
         sink.known_event_ids()  # loaded while the parent polls the first messages
         pending: list[Batch] = []

@@ -1,6 +1,6 @@
 """The listener-event contract: one canonical event, three accepted wire formats, precise rejection reasons.
 
-Accepted on the topic (see README "Event contract" and `listener_event.v1.schema.json`):
+Accepted on the topic (see docs/events.md and `listener_event.v1.schema.json`):
 - **v1** (what podrec's producers send): `schema_version: 1`, `event_id`, `ts`, `user_id`, `episode_id`,
   `event_type`, and optional `device`, `rating`, `position_sec`, `from_sec`, `to_sec`, `played_pct`, `metadata`.
 - **seed000** (the first generator, unchanged): `event` instead of `event_type`, `new_episode_id` instead of
@@ -8,10 +8,10 @@ Accepted on the topic (see README "Event contract" and `listener_event.v1.schema
 - **seed003** (the unified activity schema): `timestamp`, `content_id`, `device_id`, CamelCase types such as
   `PlaybackStart`, event-specific values (rating, completion rate, position) inside `metadata`.
 
-A field that is present but `null` counts as absent. Every message becomes either a canonical row (`CANONICAL_FIELDS`) or an `InvalidEvent` with a reason code from
-`REASONS`. Non-content events (search, login, logout, profile/preference changes) are accepted and kept with a null
-`episode_id`; downstream engagement ignores them. Metadata of account events is dropped: it may hold e-mail or IP
-addresses, which podrec has no use for.
+A field that is present but `null` counts as absent. Every message becomes either a canonical row
+(`CANONICAL_FIELDS`) or an `InvalidEvent` with a reason code from `REASONS`. Non-content events (search, login,
+logout, profile/preference changes) are accepted and kept with a null `episode_id`; downstream engagement ignores
+them. Metadata of account events is dropped: it may hold e-mail or IP addresses, which podrec has no use for.
 
 Validation is hand-written rather than run through a JSON-Schema engine because it runs once per message on the
 ingestion hot path; `podrec_assets_tests` checks that it agrees with the published JSON Schema.

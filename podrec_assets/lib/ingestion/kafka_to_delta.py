@@ -99,7 +99,8 @@ def ingest_pending(
 
             def add_to_report(committed: CommitSummary) -> None:
                 for p, nxt in committed.next_offsets.items():
-                    first = report.offsets.get(p, (positions[p] if positions[p] is not None else 0, 0))[0]
+                    stored = positions[p]
+                    first = report.offsets.get(p, (stored if stored is not None else 0, 0))[0]
                     report.offsets[p] = (first, nxt)
                 quarantined = sum(committed.reasons.values())
                 report.accepted += committed.accepted

@@ -23,7 +23,7 @@ from podrec_assets.lib.models.factors import EPISODE_IDX, USER_IDX, Factors
 class AlsParams(BaseModel):
     """Every ALS hyper-parameter, set explicitly (Spark's defaults are not what its docs suggest)."""
 
-    # Defaults chosen on the temporal protocol's validation cut of MovieLens-100k (README, "Quality"): alpha 1 over
+    # Defaults chosen on the temporal protocol's validation cut of MovieLens-100k (docs/quality.md): alpha 1 over
     # 0.3 (the random protocol's choice, kept in models/movielens_eval.py), 3 and 10; reg 0.3 over 1; rank and
     # iterations as before.
     rank: int = Field(default=64, description="latent factors")

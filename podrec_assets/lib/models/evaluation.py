@@ -4,10 +4,11 @@ computed by Spark's `RankingEvaluator`, for the model and for a popularity basel
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,11 @@ from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
 from podrec_assets.lib.models.factors import EPISODE_IDX, USER_IDX, Factors, training_rows
 from podrec_assets.lib.models.ranking import pair_matrix, popularity, rank_with_factors, top_n
 
+# The RankingEvaluator metrics podrec reports (RankingEvaluator's metricName accepts only its own names).
+RankingMetric = Literal["precisionAtK", "recallAtK", "ndcgAtK", "meanAveragePrecisionAtK"]
+
 # RankingEvaluator's metric names → the names podrec reports.
-METRICS = {
+METRICS: dict[RankingMetric, str] = {
     "precisionAtK": "precision@{k}",
     "recallAtK": "recall@{k}",
     "ndcgAtK": "ndcg@{k}",
@@ -61,7 +65,7 @@ class Evaluation:
 
 
 @contextmanager
-def timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+def timed(timings: dict[str, float], phase: str) -> Generator[None, None, None]:
     started = time.perf_counter()
     yield
     timings[phase] = time.perf_counter() - started
@@ -85,13 +89,13 @@ def ranking_metrics(
     frame = pd.DataFrame(
         {
             **{column[model]: [[float(i) for i in p] for p in lists] for model, lists in predictions.items()},
-            "label": [[float(i) for i in l] for l in labels],
+            "label": [[float(i) for i in label] for label in labels],
         }
     )
     lists = spark.createDataFrame(frame, schema=schema).cache()
     jobs = [(model, spark_name) for model in models for spark_name in METRICS]
 
-    def evaluate(job: tuple[str, str]) -> float:
+    def evaluate(job: tuple[str, RankingMetric]) -> float:
         model, spark_name = job
         evaluator = RankingEvaluator(
             metricName=spark_name, k=k, predictionCol=column[model], labelCol="label"

@@ -10,14 +10,19 @@ FEATURES (one row per listener and candidate; NaN = unknown, which LightGBM rout
 
 | feature | what it says |
 |---|---|
-| als_score, als_rank, als_known | the collaborative evidence: dot product, position in the listener's ALS list, whether ALS knows the episode |
-| content_max, content_best, content_mean | cosine of the episode's content vector with the listener's anchors: the best weighted match, the match with the strongest anchor, the mean |
-| content_latest, als_latest | mean cosine with the listener's latest positive episodes, by content vector and by ALS episode factor (what they are into right now) |
+| als_score, als_rank, als_known | the collaborative evidence: dot product, position in the listener's ALS list, |
+| | whether ALS knows the episode |
+| content_max, content_best, content_mean | cosine of the episode's content vector with the listener's anchors: |
+| | the best weighted match, the match with the strongest anchor, the mean |
+| content_latest, als_latest | mean cosine with the listener's latest positive episodes, |
+| | by content vector and by ALS episode factor (what they are into right now) |
 | category_affinity, show_affinity | share of the listener's liked episodes in the episode's categories / on its show |
-| listeners_log, recent_7d_log, recent_30d_log, trend | popularity: listeners who liked it, in all, in the last 7 and 30 days; 7-day vs 30-day pace |
+| listeners_log, recent_7d_log, recent_30d_log, trend | popularity: listeners who liked it, in all, |
+| | in the last 7 and 30 days; 7-day vs 30-day pace |
 | episode_age_days, published_age_days | days since its first event / since it was published |
 | mean_engagement, negative_share | how its listeners took it: mean engagement, share of skips and low ratings |
-| user_positives_log, user_events_log, user_idle_days | the listener: how much history, how long since their latest event |
+| user_positives_log, user_events_log, user_idle_days | the listener: how much history, |
+| | how long since their latest event |
 | from_als, from_content, from_popular, from_new | which recall source(s) proposed it |
 """
 

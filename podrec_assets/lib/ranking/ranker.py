@@ -102,8 +102,14 @@ class Ranker:
         model.fit(features, labels, group=groups, sample_weight=weights, feature_name=FEATURES)
         return cls(model.booster_)
 
+    def _predict(self, features: np.ndarray, pred_contrib: bool = False) -> np.ndarray:
+        out = self.booster.predict(features, pred_contrib=pred_contrib, num_threads=2)
+        # A dense matrix in gives a dense array out (sparse results come only of sparse input).
+        assert isinstance(out, np.ndarray), type(out)
+        return out
+
     def margin(self, features: np.ndarray) -> np.ndarray:
-        return self.booster.predict(features, num_threads=2).astype(np.float64)
+        return self._predict(features).astype(np.float64)
 
     def calibrate(self, margins: np.ndarray, labels: np.ndarray) -> None:
         """Platt scaling on held-out rows: score = 1 / (1 + exp(−(slope · margin + intercept)))."""
@@ -119,7 +125,7 @@ class Ranker:
 
     def reasons(self, features: np.ndarray) -> np.ndarray:
         """Per row, the REASON_GROUPS name whose features contributed most to the score (object array)."""
-        contributions = self.booster.predict(features, pred_contrib=True, num_threads=2)[:, : len(FEATURES)]
+        contributions = self._predict(features, pred_contrib=True)[:, : len(FEATURES)]
         names = list(REASON_GROUPS)
         totals = np.stack(
             [contributions[:, [FEATURES.index(f) for f in REASON_GROUPS[g]]].sum(axis=1) for g in names],

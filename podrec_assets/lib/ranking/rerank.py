@@ -1,4 +1,4 @@
-"""Re-ranking rules applied to a ranked list after the ranker, each one measured in `podrec evaluate` (README).
+"""Re-ranking rules applied to a ranked list after the ranker, each one measured in `podrec evaluate` (docs/ranking.md).
 
 `limit_per_show`: at most `per_show` episodes of one show among the first `top` places. A listener who loves one
 show would otherwise get ten of its episodes, which they will find on the show's page anyway; the rule keeps the

@@ -3,11 +3,14 @@ the nightly lists and the near-real-time lists all call the same code.
 
 | strategy | how a list is made | its `score` |
 |---|---|---|
-| `ranker` | recall → LightGBM LambdaRank → re-rank (candidates.py, ranker.py, rerank.py) | calibrated chance the listener likes it, [0, 1] |
-| `als` | the ALS model's best unheard episodes | the ALS preference estimate user · episode (≈ 0..1, may slightly exceed 1) |
+| `ranker` | recall → LightGBM LambdaRank → re-rank | calibrated chance the listener likes it, [0, 1] |
+| | (candidates.py, ranker.py, rerank.py) | |
+| `als` | the ALS model's best unheard episodes | the ALS preference estimate user · episode |
+| | | (≈ 0..1, may slightly exceed 1) |
 | `hybrid` | ALS blended with content similarity (serving/hybrid.py) | the blend, [0, 1] |
 | `content` | content similarity to the listener's anchors alone | [0, 1], 1 = closest to what they liked most |
-| `popularity` | most listeners with positive engagement in the window | listeners ÷ the most popular episode's, [0, 1] |
+| `popularity` | most listeners with positive engagement in the window | listeners ÷ the most popular episode's, |
+| | | [0, 1] |
 | `trending` | most listeners with positive engagement in the last 7 days (the cold-start list) | the same, [0, 1] |
 """
 

@@ -242,7 +242,7 @@ def train_and_gate(
     by_kind = {
         kind: {
             name: ranking_metrics(
-                [l for l, x in zip(found, kinds, strict=True) if x == kind],
+                [ranked for ranked, x in zip(found, kinds, strict=True) if x == kind],
                 [t for t, x in zip(truth, kinds, strict=True) if x == kind],
                 k,
             )[f"ndcg@{k}"]

@@ -163,7 +163,8 @@ def refresh_since_cursor(
     if not DeltaTable.is_deltatable(raw_uri, storage_options=storage_options):
         return RefreshReport()
     table = DeltaTable(raw_uri, storage_options=storage_options)
-    table_id, latest = table.metadata().id, table.version()
+    # str(): deltalake's stubs type the id as int, but it is the table's UUID, a str already
+    table_id, latest = str(table.metadata().id), table.version()
     cursor = read_cursor(db, STREAM)
     after = cursor["version"] if cursor and cursor.get("table_id") == table_id else -1
     if at_least_after is not None:

@@ -143,19 +143,22 @@ def cold_start_rows(ctx: ServingContext, now: datetime) -> pa.Table:
     return _rows(ctx, lists, pd.Index([COLD_START_USER]), "popularity", now)
 
 
+def _names_or_none(names: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """`names[codes]` as an object array, None where a code is −1 (`names` may then be empty)."""
+    out = np.full(codes.shape, None, dtype=object)
+    present = codes >= 0
+    out[present] = names[codes[present]]
+    return out
+
+
 def _rows(ctx: ServingContext, lists: Lists, ids: pd.Index, strategy: str, now: datetime) -> pa.Table:
     row, position = np.nonzero(lists.items >= 0)
     catalog = ctx.catalog
     picked = lists.items[row, position]
     anchor = lists.anchors[row, position]
-    anchor_ids = np.where(anchor >= 0, np.asarray(catalog.ids, dtype=object)[np.maximum(anchor, 0)], None)
-    anchor_titles = np.where(anchor >= 0, catalog.titles[np.maximum(anchor, 0)], None)
-    show_code = catalog.show_codes[picked]
-    shows = np.where(
-        show_code >= 0,
-        catalog.show_names[np.maximum(show_code, 0)] if len(catalog.show_names) else None,
-        None,
-    )
+    anchor_ids = _names_or_none(np.asarray(catalog.ids, dtype=object), anchor)
+    anchor_titles = _names_or_none(catalog.titles, anchor)
+    shows = _names_or_none(catalog.show_names, catalog.show_codes[picked])
     sources = lists.sources[row, position]
     n = len(row)
     return pa.table(

@@ -103,10 +103,17 @@ def _py_time(value) -> datetime:
     return value.to_pydatetime()
 
 
+def _pair_counts(df: pd.DataFrame, keys: list[str] | list[pd.Series]) -> pd.Series:
+    """The number of rows of each pair of `keys` present in `df` (a Series on a two-level MultiIndex)."""
+    counts = df.groupby(keys, sort=False).size()
+    assert isinstance(counts, pd.Series)  # a DataFrame only with as_index=False
+    return counts
+
+
 def _add_counts(target: dict[str, DocIncrement], counts: pd.Series, prefix: str) -> None:
     """Add a (user, name) -> count series under `prefix.<safe name>`; a changed name is kept in
     `key_names`."""
-    for (user, name), count in counts.items():
+    for (user, name), count in zip(counts.index, counts, strict=True):  # counts.items(), its keys unpacked
         key = safe_key(str(name))
         target[user].inc[f"{prefix}.{key}"] = int(count)
         if key != name:
@@ -118,15 +125,16 @@ def user_increments(df: pd.DataFrame) -> list[DocIncrement]:
     if df.empty:
         return []
     by_user = df.groupby("user_id", sort=False)
-    users = {}
+    users: dict[str, DocIncrement] = {}
     for user, n in by_user.size().items():
+        user_id = str(user)  # already a str: user_id is a string column (and groupby drops nulls)
         counters = {**dict.fromkeys(USER_COUNTERS, 0), "events_total": int(n)}
-        users[user] = DocIncrement(user, inc=counters, set_on_insert={"user_id": user})
+        users[user_id] = DocIncrement(user_id, inc=counters, set_on_insert={"user_id": user_id})
     for user, first in by_user["ts"].min().items():
         users[user].min["first_event_at"] = _py_time(first)
     for user, last in by_user["ts"].max().items():
         users[user].max["last_event_at"] = _py_time(last)
-    _add_counts(users, df.groupby(["user_id", "event_type"], sort=False).size(), "events")
+    _add_counts(users, _pair_counts(df, ["user_id", "event_type"]), "events")
     for event_type, field_name in (("complete", "completes"), ("like", "likes"), ("skip", "skips")):
         for user, n in df[df["event_type"] == event_type].groupby("user_id", sort=False).size().items():
             users[user].inc[field_name] = int(n)
@@ -151,13 +159,13 @@ def user_increments(df: pd.DataFrame) -> list[DocIncrement]:
     year_month = (df["ts"].dt.year * 100 + df["ts"].dt.month).rename(
         "month"
     )  # formatted per group, not per row
-    per_month = df.groupby([df["user_id"], year_month], sort=False).size()
-    per_month.index = per_month.index.set_levels(
-        [f"{m // 100:04d}-{m % 100:02d}" for m in per_month.index.levels[1]], level=1
-    )
+    per_month = _pair_counts(df, [df["user_id"], year_month])
+    months = per_month.index
+    assert isinstance(months, pd.MultiIndex)  # (user, month)
+    per_month.index = months.set_levels([f"{m // 100:04d}-{m % 100:02d}" for m in months.levels[1]], level=1)
     _add_counts(users, per_month, "months")
     devices = df.dropna(subset=["device"])
-    _add_counts(users, devices.groupby(["user_id", "device"], sort=False).size(), "devices")
+    _add_counts(users, _pair_counts(devices, ["user_id", "device"]), "devices")
     return list(users.values())
 
 
@@ -181,7 +189,8 @@ def affinity_increments(df: pd.DataFrame, catalog: Catalog) -> AffinityIncrement
     ]
     if not pairs:
         return AffinityIncrements([], len(df), int((~known).sum()))
-    links = pd.DataFrame(pairs, columns=["episode_id", "dimension", "value"])
+    # pandas types `columns` as Axes, whose SequenceNotStr protocol a list fails under ty (`index` signature)
+    links = pd.DataFrame(pairs, columns=["episode_id", "dimension", "value"])  # ty: ignore[invalid-argument-type]
     joined = df[known].merge(links, on="episode_id")
     joined["likes"] = (joined["event_type"] == "like").astype("int64")
     joined["completes"] = (joined["event_type"] == "complete").astype("int64")

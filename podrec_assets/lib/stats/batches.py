@@ -56,7 +56,8 @@ def table_identity(uri: str, storage_options: dict | None = None) -> tuple[str, 
     if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
         return None
     table = DeltaTable(uri, storage_options=storage_options)
-    return table.metadata().id, table.version()
+    # str(): deltalake's stubs type the id as int, but it is the table's UUID, a str already
+    return str(table.metadata().id), table.version()
 
 
 def _reader(table: DeltaTable, storage_options: dict | None):
@@ -72,7 +73,9 @@ def _reader(table: DeltaTable, storage_options: dict | None):
         filesystem, locate = pa_fs.LocalFileSystem(), lambda uri: uri
     else:
         filesystem = pa_fs.PyFileSystem(DeltaStorageHandler(table.table_uri, storage_options))
-        locate = lambda uri: uri.removeprefix(root)
+
+        def locate(uri: str) -> str:
+            return uri.removeprefix(root)
 
     def read(files: list[str]) -> pa.Table:
         dataset = ds.dataset(

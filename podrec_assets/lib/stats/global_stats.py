@@ -96,9 +96,11 @@ def _category_counts(content: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
         if episode_id in catalog.episodes
         for category in catalog.episodes[episode_id].categories
     ]
+    # The ignores: pandas types `columns` as Axes, whose SequenceNotStr protocol a list fails under ty
     if not pairs:
-        return pd.DataFrame(columns=["events", "positive", "listeners"])
-    joined = content.merge(pd.DataFrame(pairs, columns=["episode_id", "category"]), on="episode_id")
+        return pd.DataFrame(columns=["events", "positive", "listeners"])  # ty: ignore[invalid-argument-type]
+    links = pd.DataFrame(pairs, columns=["episode_id", "category"])  # ty: ignore[invalid-argument-type]
+    joined = content.merge(links, on="episode_id")
     grouped = joined.groupby("category")
     table = pd.DataFrame({"events": grouped.size(), "positive": grouped["positive"].sum()})
     table["listeners"] = grouped["user_id"].nunique()
@@ -112,16 +114,19 @@ def _trending(current: pd.DataFrame, previous: pd.DataFrame, catalog: Catalog, t
     now = now.reset_index(names="category").sort_values(
         ["events", "positive", "category"], ascending=[False, False, True]
     )
+    top = now.head(top_n)
     trending = []
-    for row in now.head(top_n).itertuples(index=False):
-        previous_events = int(before["events"].get(row.category, 0)) if not before.empty else 0
+    for category, events, positive, listeners in zip(
+        top["category"], top["events"], top["positive"], top["listeners"], strict=True
+    ):
+        previous_events = int(before["events"].get(category, 0)) if not before.empty else 0
         trending.append({
-            "category": row.category,
-            "events": int(row.events),
-            "positive": int(row.positive),
-            "listeners": int(row.listeners),
+            "category": category,
+            "events": int(events),
+            "positive": int(positive),
+            "listeners": int(listeners),
             "previous_events": previous_events,
-            "change": int(row.events) - previous_events,
+            "change": int(events) - previous_events,
         })  # fmt: skip
     return trending
 
