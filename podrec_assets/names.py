@@ -14,6 +14,8 @@ TRANSCRIPTS = "transcripts"
 TRANSCRIPT_EMBEDDINGS = "transcript_embeddings"
 EPISODE_SIMILARITY = "episode_similarity"
 FINAL_RECOMMENDATIONS = "final_recommendations"  # every listener's list, before it is published (serving)
+RECOMMENDATION_IMPRESSIONS = "recommendation_impressions"  # every list the API served, exactly once (feedback)
+ONLINE_HIT_RATE = "online_hit_rate"  # per day, model version and A/B arm: impressions followed by a play (feedback)
 
 # --- Assets that are not one Delta table ---------------------------------------------------------------------------
 ALS_MODEL = "als_model"  # a versioned model folder in the model store
@@ -29,6 +31,10 @@ USER_RECOMMENDATIONS = "user_recommendations"  # what listeners get (the API rea
 ALS_TOP_N = "als_top_n"  # ALS alone, served beside the final lists for comparison
 STATS_CURSORS = "stats_cursors"  # how far each incremental consumer has read raw_user_events
 
+# --- Kafka topics (defaults; the environment names the real ones) --------------------------------------------------
+EVENTS_TOPIC = "user-events"  # PODREC_EVENTS_TOPIC
+IMPRESSIONS_TOPIC = "recommendation-impressions"  # PODREC_IMPRESSIONS_TOPIC: what the API showed, and to whom
+
 # --- Groups (one per domain folder under defs/; each folder's defs.yaml sets it) -----------------------------------
 INGESTION_GROUP = "ingestion"
 ENGAGEMENT_GROUP = "engagement"
@@ -36,6 +42,7 @@ MODELS_GROUP = "models"
 CONTENT_GROUP = "content"
 SERVING_GROUP = "serving"
 STATS_GROUP = "stats"
+FEEDBACK_GROUP = "feedback"
 
 # --- Pools (concurrency limits in dagster.yaml) ----------------------------------------------------------------------
 SPARK_POOL = "spark"  # steps that use the Spark Connect server

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from podrec_assets.names import EVENTS_TOPIC, IMPRESSIONS_TOPIC
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Local ports of the local stack (override with the variables below to point at real services).
@@ -42,8 +44,9 @@ def local_defaults(home: Path | None = None) -> dict[str, str]:
     return {
         "PODREC_HOME": str(home),
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{local_port('kafka')}",
-        "PODREC_EVENTS_TOPIC": "user-events",
+        "PODREC_EVENTS_TOPIC": EVENTS_TOPIC,
         "PODREC_EVENTS_PARTITIONS": "6",
+        "PODREC_IMPRESSIONS_TOPIC": IMPRESSIONS_TOPIC,
         "MONGO_URI": f"mongodb://127.0.0.1:{local_port('mongo')}",
         "MONGO_DB": "podrec",
         # Standard pyspark variable: a Spark Connect URL. Unset means "the local Connect server".
