@@ -25,6 +25,8 @@ def test_definitions_are_loadable_and_complete():
         "user_stats",
         "user_affinities",
         "global_stats",
+        "recommendation_impressions",
+        "online_hit_rate",
     }
     # everything that keeps the product current runs under `make dev` without a click
     for sensor in ("user_events_kafka_sensor", "late_events_sensor", "automation_sensor"):

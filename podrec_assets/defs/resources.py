@@ -11,15 +11,15 @@ from pathlib import Path
 
 from dagster import ConfigurableResource, Definitions, EnvVar, definitions
 from dagster_pyspark import PySparkResource
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka import KafkaConsumer, KafkaProducer
 from pydantic import Field
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from podrec_assets.lib.ingestion.kafka_clients import KafkaSettings
 from podrec_assets.lib.models.registry import ModelRegistry
 from podrec_assets.lib.settings import apply_local_defaults
+from podrec_assets.names import IMPRESSIONS_TOPIC
 
 
 class KafkaResource(ConfigurableResource):
@@ -28,72 +28,33 @@ class KafkaResource(ConfigurableResource):
     bootstrap_servers: str = Field(description="host:port[,host:port]; env KAFKA_BOOTSTRAP_SERVERS")
     topic: str = Field(default="user-events", description="env PODREC_EVENTS_TOPIC")
     partitions: int = Field(default=6, description="partitions when podrec creates the topic")
+    impressions_topic: str = Field(
+        default=IMPRESSIONS_TOPIC, description="env PODREC_IMPRESSIONS_TOPIC: the lists the API served"
+    )
     security_protocol: str = Field(default="PLAINTEXT", description="env KAFKA_SECURITY_PROTOCOL")
     sasl_mechanism: str | None = Field(default=None, description="env KAFKA_SASL_MECHANISM")
     sasl_username: str | None = Field(default=None, description="env KAFKA_SASL_USERNAME")
     sasl_password: str | None = Field(default=None, description="env KAFKA_SASL_PASSWORD")
 
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings(self.bootstrap_servers, self.security_protocol, self.sasl_mechanism,
+                             self.sasl_username, self.sasl_password)  # fmt: skip
+
     def client_config(self) -> dict:
-        config: dict = {
-            "bootstrap_servers": self.bootstrap_servers.split(","),
-            "security_protocol": self.security_protocol,
-            "bootstrap_timeout_ms": 10_000,  # a broker that is down is reported in 10 s, not 30
-        }
-        if self.sasl_mechanism:
-            config.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
-        return config
+        return self.settings().client_config()
 
     def consumer(self, **overrides) -> KafkaConsumer:
-        """A group-less consumer: podrec assigns partitions itself and keeps positions in Delta, not in Kafka."""
-        config = {
-            "group_id": None,
-            "enable_auto_commit": False,
-            "auto_offset_reset": "earliest",
-            "fetch_max_wait_ms": 200,
-            "max_partition_fetch_bytes": 4 * 1024 * 1024,
-            "request_timeout_ms": 15_000,
-        }
-        config.update(overrides)
-        return KafkaConsumer(**self.client_config(), **config)
+        return self.settings().consumer(**overrides)
 
     def producer(self, **overrides) -> KafkaProducer:
-        """Idempotent, acks=all producer with bounded retries (a dead broker fails within `max_block_ms`)."""
-        config = {
-            "acks": "all",
-            "enable_idempotence": True,
-            "retries": 10,
-            "retry_backoff_ms": 200,
-            "delivery_timeout_ms": 60_000,
-            "max_block_ms": 10_000,
-            "linger_ms": 20,
-            "batch_size": 256 * 1024,
-        }
-        config.update(overrides)
-        return KafkaProducer(**self.client_config(), **config)
+        return self.settings().producer(**overrides)
 
     def topic_id(self) -> str | None:
-        """The topic's id (KIP-516): it changes when the topic is re-created. None if the broker has none."""
-        admin = KafkaAdminClient(**self.client_config(), request_timeout_ms=10_000)
-        try:
-            topic_id = admin.describe_topics([self.topic])[0].get("topic_id")
-        finally:
-            admin.close()
-        return None if not topic_id or set(str(topic_id)) <= {"0", "-"} else str(topic_id)
+        return self.settings().topic_id(self.topic)
 
     def ensure_topic(self) -> bool:
         """Create the topic with `partitions` partitions if it does not exist. True if it was created."""
-        admin = KafkaAdminClient(**self.client_config(), request_timeout_ms=10_000)
-        try:
-            admin.create_topics([NewTopic(self.topic, num_partitions=self.partitions, replication_factor=1)])
-            return True
-        except TopicAlreadyExistsError:
-            return False
-        finally:
-            admin.close()
+        return self.settings().ensure_topic(self.topic, self.partitions)
 
 
 class MongoResource(ConfigurableResource):
@@ -187,6 +148,7 @@ def build_resources(resolved: bool = False) -> dict:
         "kafka": KafkaResource(
             bootstrap_servers=env("KAFKA_BOOTSTRAP_SERVERS"),
             topic=env("PODREC_EVENTS_TOPIC"),
+            impressions_topic=env("PODREC_IMPRESSIONS_TOPIC"),
             partitions=int(os.environ["PODREC_EVENTS_PARTITIONS"]),
             security_protocol=optional("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
             sasl_mechanism=optional("KAFKA_SASL_MECHANISM"),

@@ -1,5 +1,5 @@
 """The `podrec` command, one module per command group: services, events, ingest, show (summary, recommend,
-similar, event-days), models, evaluate. The Dagster graph itself is run with `dg` (see the Makefile)."""
+similar, event-days), models, evaluate, serve (the HTTP API). The graph itself is run with `dg` (see the Makefile)."""
 
 import click
 
@@ -8,6 +8,7 @@ from podrec_assets.tools.cli.evaluate import evaluate
 from podrec_assets.tools.cli.events import events
 from podrec_assets.tools.cli.ingest import ingest
 from podrec_assets.tools.cli.models import models
+from podrec_assets.tools.cli.serve import serve
 from podrec_assets.tools.cli.services import services
 from podrec_assets.tools.cli.show import event_days, recommend, similar, summary
 
@@ -18,5 +19,5 @@ def main() -> None:
     apply_local_defaults()
 
 
-for command in (services, events, ingest, summary, recommend, similar, event_days, models, evaluate):
+for command in (services, events, ingest, summary, recommend, similar, event_days, models, evaluate, serve):
     main.add_command(command)

@@ -1,0 +1,98 @@
+"""The online hit rate: the share of served lists (impressions) whose listener played, completed or liked one of the
+shown episodes within 24 hours (seed 004's CTR; Gorse's online evaluator), per day, model version, strategy and A/B
+arm, with a Wilson confidence interval per arm.
+
+Only impressions whose 24 hours have passed are judged: a list served an hour ago has not had its chance yet, and
+counting it would make the newest day look worse than it is (they are reported as `pending`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pyarrow as pa
+
+POSITIVE_EVENTS = ("play", "complete", "like")
+WINDOW = timedelta(hours=24)
+COLUMNS = ["day", "model_version", "strategy", "arm", "impressions", "hits", "hit_rate"]
+HIT_RATE_SCHEMA = pa.schema(
+    [
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("model_version", pa.string()),
+        pa.field("strategy", pa.string(), nullable=False),
+        pa.field("arm", pa.string(), nullable=False),
+        pa.field("impressions", pa.int64(), nullable=False),
+        pa.field("hits", pa.int64(), nullable=False),
+        pa.field("hit_rate", pa.float64(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class HitRates:
+    rates: pd.DataFrame  # COLUMNS, one row per (day, model_version, strategy, arm)
+    judged: int  # impressions whose window has closed
+    pending: int  # impressions still inside their window
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pandas(self.rates[COLUMNS], schema=HIT_RATE_SCHEMA, preserve_index=False)
+
+
+def hit_rates(
+    impressions: pd.DataFrame, events: pd.DataFrame | None, as_of: datetime, window: timedelta = WINDOW
+) -> HitRates:
+    """`impressions`: impression_id, user_id, served_at, episode_ids, model_version, strategy, arm;
+    `events`: user_id, episode_id, event_type, ts (the listeners' events, any types)."""
+    closed = impressions[impressions["served_at"] + window <= as_of]
+    pending = len(impressions) - len(closed)
+    if closed.empty:
+        return HitRates(pd.DataFrame({c: [] for c in COLUMNS}), 0, pending)
+    shown = closed[["impression_id", "user_id", "served_at", "episode_ids"]].explode("episode_ids")
+    shown = shown.rename(columns={"episode_ids": "episode_id"}).dropna(subset=["episode_id"])
+    hits: set[str] = set()
+    if events is not None and len(events):
+        positive = events.loc[events["event_type"].isin(POSITIVE_EVENTS), ["user_id", "episode_id", "ts"]]
+        taken = shown.merge(positive, on=["user_id", "episode_id"])
+        taken = taken[(taken["ts"] >= taken["served_at"]) & (taken["ts"] <= taken["served_at"] + window)]
+        hits = set(taken["impression_id"])
+    judged = closed.assign(
+        hit=closed["impression_id"].isin(hits),
+        day=closed["served_at"].dt.date,
+        model_version=closed["model_version"].fillna(""),
+    )
+    rates = (
+        judged.groupby(["day", "model_version", "strategy", "arm"], as_index=False)
+        .agg(impressions=("impression_id", "size"), hits=("hit", "sum"))
+        .astype({"impressions": "int64", "hits": "int64"})
+    )
+    rates["hit_rate"] = rates["hits"] / rates["impressions"]
+    return HitRates(rates[COLUMNS], len(closed), pending)
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (well-behaved near 0 and 1 and for small n)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def by_arm(rates: pd.DataFrame) -> dict[str, dict]:
+    """Each arm's hit rate over every judged day, with its 95% interval: what the A/B comparison reads."""
+    summary = {}
+    for arm, group in rates.groupby("arm"):
+        n, hits = int(group["impressions"].sum()), int(group["hits"].sum())
+        low, high = wilson_interval(hits, n)
+        summary[str(arm)] = {
+            "strategy": ", ".join(sorted(set(group["strategy"]))),
+            "impressions": n,
+            "hits": hits,
+            "hit_rate": round(hits / n, 4) if n else None,
+            "ci95": [round(low, 4), round(high, 4)],
+        }
+    return summary
