@@ -12,6 +12,7 @@ need an API key from PODREC_API_KEYS (compared in constant time); reads are open
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import threading
@@ -26,7 +27,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from kafka.errors import KafkaError
+from kafka.errors import KafkaConnectionError, KafkaError
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -92,25 +93,73 @@ class ApiConfig:
 
 
 class Producers:
-    """One kafka-python producer, made on first use and again after a failure (the broker may come up later)."""
+    """One kafka-python producer, made on first use and again after a failure (the broker may come up later). After a
+    failed connection, callers fail fast for RETRY_S instead of each waiting for the broker; the serving path never
+    waits at all (`get_nowait`): it connects in the background and drops that impression."""
+
+    RETRY_S = 5.0
 
     def __init__(self, settings: KafkaSettings):
         self.settings, self._producer, self._lock = settings, None, threading.Lock()
+        self._failed_at, self._connecting = float("-inf"), False
 
     def get(self):
         with self._lock:
+            if self._producer is not None:
+                return self._producer
+            if time.monotonic() - self._failed_at < self.RETRY_S:
+                raise KafkaConnectionError("Kafka was unreachable moments ago")
+        try:
+            producer = self.settings.producer(max_block_ms=5_000)
+        except KafkaError:
+            self._failed_at = time.monotonic()
+            raise
+        with self._lock:
             if self._producer is None:
-                self._producer = self.settings.producer(max_block_ms=5_000)
+                self._producer, producer = producer, None
+        if producer is not None:  # another thread connected meanwhile
+            producer.close(timeout=1)
+        return self._producer
+
+    def try_connect(self) -> bool:
+        try:
+            self.get()
+            return True
+        except KafkaError:
+            return False
+
+    def get_nowait(self):
+        """The producer if connected; otherwise start connecting in the background and return None."""
+        if self._producer is not None:
             return self._producer
+        with self._lock:
+            if self._connecting:
+                return None
+            self._connecting = True
+
+        def connect() -> None:
+            try:
+                self.get()
+            except KafkaError:
+                pass
+            finally:
+                self._connecting = False
+
+        threading.Thread(target=connect, name="kafka-connect", daemon=True).start()
+        return None
 
     def reset(self) -> None:
         with self._lock:
             producer, self._producer = self._producer, None
+            self._failed_at = time.monotonic()
         if producer is not None:
             producer.close(timeout=1)
 
     def close(self) -> None:
-        self.reset()
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=1)
 
 
 def create_app(config: ApiConfig | None = None) -> FastAPI:
@@ -122,6 +171,8 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        # connect to Kafka before the first request if it answers within a few seconds; if not, start anyway
+        await asyncio.get_running_loop().run_in_executor(None, producers.try_connect)
         yield
         producers.close()
         mongo.close()
@@ -189,11 +240,15 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
 
     def _log_impression(request_id: str, user_id: str, episodes: list[str], version, arm: Arm, now) -> None:
         message = impression_message(request_id, user_id, episodes, version, arm.strategy, arm.name, now)
+        producer = producers.get_nowait()
+        if producer is None:  # not connected (yet): the list is still served, the impression counted as lost
+            metrics.IMPRESSIONS.labels("dropped").inc()
+            return
         try:
-            future = producers.get().send(config.impressions_topic, key=user_id.encode(), value=message)
+            future = producer.send(config.impressions_topic, key=user_id.encode(), value=message)
             future.add_errback(lambda _: metrics.IMPRESSIONS.labels("dropped").inc())
             metrics.IMPRESSIONS.labels("sent").inc()
-        except KafkaError:  # the list is still served; the impression is counted as lost
+        except KafkaError:
             producers.reset()
             metrics.IMPRESSIONS.labels("dropped").inc()
 
