@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -132,6 +133,30 @@ SERVICES = {
 }  # fmt: skip
 
 
+def _http_healthy(path: str) -> Callable[[str], None]:
+    def check(address: str) -> None:
+        with urllib.request.urlopen(f"{address}{path}", timeout=2) as response:
+            if response.status != 200:
+                raise ServiceError(f"{path} answered {response.status}")
+
+    return check
+
+
+def _face_command(command: str) -> Callable[[int, Path], list[str]]:
+    return lambda port, home: [sys.executable, "-m", "podrec_assets.tools.cli", command, "--port", str(port)]
+
+
+# The faces: started by `podrec services up --faces` (make dev, make demo) after the services they read, stopped
+# with them by `podrec services down`. Not external services: nothing else provides them.
+FACES = {
+    "api": ServiceSpec("api", "", lambda p: f"http://{HOST}:{p}", _face_command("serve"), _http_healthy("/healthz"),
+                       60),
+    "dashboard": ServiceSpec("dashboard", "", lambda p: f"http://{HOST}:{p}", _face_command("dashboard"),
+                             _http_healthy("/_stcore/health"), 90),
+}  # fmt: skip
+ALL = SERVICES | FACES
+
+
 @dataclass
 class ServiceStatus:
     role: str
@@ -168,7 +193,9 @@ class LocalStack:
         """Each service's state; `probe=False` trusts PID files and skips the health requests (after `up` checked)."""
         external = external_services()
         result = []
-        for role, spec in SERVICES.items():
+        for role, spec in ALL.items():
+            if role in FACES and self._recorded(role) is None:
+                continue  # a face is listed while it runs
             if role in external:
                 healthy = not probe or _try(spec.healthy, external[role]) is None
                 state = "external" if healthy else "unreachable"
@@ -190,7 +217,7 @@ class LocalStack:
         roles = roles or list(SERVICES)
         starting: dict[str, subprocess.Popen | None] = {}
         for role in roles:
-            spec = SERVICES[role]
+            spec = ALL[role]
             if role in external:
                 error = _try(spec.healthy, external[role])
                 if error:
@@ -216,8 +243,13 @@ class LocalStack:
             self._ensure_topic()
         return self.status(probe=False)  # every service just answered
 
+    def up_faces(self, log: Callable[[str], None] = print) -> list[ServiceStatus]:
+        """The API and the dashboard, on top of the services they read (started first). Idempotent."""
+        self.up(list(SERVICES), log)
+        return self.up(list(FACES), log)
+
     def down(self, log: Callable[[str], None] = print) -> None:
-        for role in SERVICES:
+        for role in [*FACES, *SERVICES]:  # the faces first: they read the services
             record = self._recorded(role)
             pid_file = self._pid_file(role)
             if record is None:
@@ -229,7 +261,7 @@ class LocalStack:
 
     # -- internals -----------------------------------------------------------------------------------------------
     def _start(self, role: str, port: int) -> subprocess.Popen:
-        spec = SERVICES[role]
+        spec = ALL[role]
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         command = spec.command(port, self.home)
@@ -245,7 +277,7 @@ class LocalStack:
         return process
 
     def _wait_healthy(self, role: str, process: subprocess.Popen | None) -> None:
-        spec = SERVICES[role]
+        spec = ALL[role]
         record = self._recorded(role)
         if record is None:
             raise ServiceError(f"{role}: exited at once; see {self.log_dir / f'{role}.log'}")

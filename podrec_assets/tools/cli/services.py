@@ -16,12 +16,14 @@ def services() -> None:
 @click.option(
     "--only", multiple=True, type=click.Choice(["kafka", "mongo", "spark"]), help="start only these"
 )
-def services_up(only: tuple[str, ...]) -> None:
+@click.option("--faces", is_flag=True, help="also the HTTP API (:8000) and the dashboard (:8501)")
+def services_up(only: tuple[str, ...], faces: bool) -> None:
     """Start what is not running and wait until every service answers (idempotent)."""
     from podrec_assets.tools.stack import LocalStack, ServiceError
 
     try:
-        statuses = LocalStack().up(list(only) or None, log=lambda m: click.echo(m))
+        stack = LocalStack()
+        statuses = stack.up_faces(click.echo) if faces else stack.up(list(only) or None, click.echo)
     except ServiceError as error:
         fail(str(error))
     for status in statuses:
