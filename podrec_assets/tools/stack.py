@@ -168,7 +168,7 @@ class ServiceStatus:
     def line(self) -> str:
         pid = f" pid {self.pid}" if self.pid else ""
         detail = f" ({self.detail})" if self.detail else ""
-        return f"{self.role:<6} {self.state:<11} {self.address}{pid}{detail}"
+        return f"{self.role:<9} {self.state:<11} {self.address}{pid}{detail}"
 
 
 class LocalStack:

@@ -1,9 +1,10 @@
 """The `podrec` command, one module per command group: services, events, ingest, show (summary, recommend,
-similar, event-days), models, evaluate, serve (the HTTP API). The graph itself is run with `dg` (see the Makefile)."""
+similar, event-days), models, evaluate, serve (the HTTP API), dashboard. The graph itself runs with `dg` (Makefile)."""
 
 import click
 
 from podrec_assets.lib.settings import apply_local_defaults
+from podrec_assets.tools.cli.dashboard import dashboard
 from podrec_assets.tools.cli.evaluate import evaluate
 from podrec_assets.tools.cli.events import events
 from podrec_assets.tools.cli.ingest import ingest
@@ -19,5 +20,6 @@ def main() -> None:
     apply_local_defaults()
 
 
-for command in (services, events, ingest, summary, recommend, similar, event_days, models, evaluate, serve):
+for command in (services, events, ingest, summary, recommend, similar, event_days, models, evaluate, serve,
+                dashboard):  # fmt: skip
     main.add_command(command)
