@@ -154,7 +154,10 @@ FACES = {
     "dashboard": ServiceSpec("dashboard", "", lambda p: f"http://{HOST}:{p}", _face_command("dashboard"),
                              _http_healthy("/_stcore/health"), 90),
 }  # fmt: skip
-ALL = SERVICES | FACES
+
+
+def _spec(role: str) -> ServiceSpec:
+    return SERVICES[role] if role in SERVICES else FACES[role]
 
 
 @dataclass
@@ -193,7 +196,7 @@ class LocalStack:
         """Each service's state; `probe=False` trusts PID files and skips the health requests (after `up` checked)."""
         external = external_services()
         result = []
-        for role, spec in ALL.items():
+        for role, spec in (SERVICES | FACES).items():
             if role in FACES and self._recorded(role) is None:
                 continue  # a face is listed while it runs
             if role in external:
@@ -217,7 +220,7 @@ class LocalStack:
         roles = roles or list(SERVICES)
         starting: dict[str, subprocess.Popen | None] = {}
         for role in roles:
-            spec = ALL[role]
+            spec = _spec(role)
             if role in external:
                 error = _try(spec.healthy, external[role])
                 if error:
@@ -261,7 +264,7 @@ class LocalStack:
 
     # -- internals -----------------------------------------------------------------------------------------------
     def _start(self, role: str, port: int) -> subprocess.Popen:
-        spec = ALL[role]
+        spec = _spec(role)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         command = spec.command(port, self.home)
@@ -277,7 +280,7 @@ class LocalStack:
         return process
 
     def _wait_healthy(self, role: str, process: subprocess.Popen | None) -> None:
-        spec = ALL[role]
+        spec = _spec(role)
         record = self._recorded(role)
         if record is None:
             raise ServiceError(f"{role}: exited at once; see {self.log_dir / f'{role}.log'}")
