@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from podrec_assets.apps.api.app import ApiConfig, create_app
 from podrec_assets.lib.feedback.hit_rate import by_arm, hit_rates, wilson_interval
-from podrec_assets.lib.feedback.impressions import impression_message, ingest_impressions
+from podrec_assets.lib.feedback.impressions import ingest_impressions
 from podrec_assets.lib.ingestion.contract import make_v1_event
 from podrec_assets.lib.ingestion.kafka_clients import KafkaSettings
 from podrec_assets.lib.lakehouse import read_table
@@ -236,9 +236,9 @@ def test_health_readiness_metrics_and_openapi(client):
 def test_impressions_land_exactly_once(client, kafka, delta):
     served = [client.get(f"/v1/users/{u}/recommendations").json()["request_id"] for u in ("alice", "bob", "alice")]
     topic = f"{kafka.topic}-impressions"
+    first = messages(kafka, topic, 3)[0]
     producer = KafkaSettings(kafka.bootstrap_servers).producer()
-    again = impression_message(served[0], "alice", ["ep-3"], "v1", "served", "main", NOW)  # a producer retry
-    producer.send(topic, key=b"alice", value=again)
+    producer.send(topic, key=first.key, value=first.value)  # the same impression again, as a producer retry sends it
     producer.send(topic, value=b"{broken")
     producer.flush()
     producer.close()

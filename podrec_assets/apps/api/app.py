@@ -18,7 +18,6 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,8 +98,8 @@ class Producers:
 
     RETRY_S = 5.0
 
-    def __init__(self, settings: KafkaSettings):
-        self.settings, self._producer, self._lock = settings, None, threading.Lock()
+    def __init__(self, settings: KafkaSettings, **overrides):
+        self.settings, self.overrides, self._producer, self._lock = settings, overrides, None, threading.Lock()
         self._failed_at, self._connecting = float("-inf"), False
 
     def get(self):
@@ -110,7 +109,7 @@ class Producers:
             if time.monotonic() - self._failed_at < self.RETRY_S:
                 raise KafkaConnectionError("Kafka was unreachable moments ago")
         try:
-            producer = self.settings.producer(max_block_ms=5_000)
+            producer = self.settings.producer(**{"max_block_ms": 5_000, **self.overrides})
         except KafkaError:
             self._failed_at = time.monotonic()
             raise
@@ -162,19 +161,52 @@ class Producers:
             producer.close(timeout=1)
 
 
+class Measured:
+    """Latency and count per route and status for /metrics, and 413 for a body over the limit before it is read. A
+    plain ASGI middleware: Starlette's `@app.middleware("http")` costs ~0.2 ms a request (benchmarks/api.py)."""
+
+    def __init__(self, app, max_body_bytes: int):
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+        length = dict(scope["headers"]).get(b"content-length")
+
+        async def send_status(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+                await JSONResponse({"detail": "request body too large"}, status_code=413)(scope, receive, send_status)
+            else:
+                await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")  # the router records the route it matched
+            metrics.observe(scope["method"], route, status[0], time.perf_counter() - started)
+
+
 def create_app(config: ApiConfig | None = None) -> FastAPI:
     config = config or ApiConfig.from_env()
     mongo = MongoClient(config.mongo_uri, serverSelectionTimeoutMS=3_000, tz_aware=True)
     db = mongo[config.mongo_db]
-    producers = Producers(config.kafka)
+    producers = Producers(config.kafka)  # events: the request waits for every acknowledgement
+    impression_producers = Producers(config.kafka, linger_ms=200)  # impressions: nobody waits, so batch them
     similar = SimilarEpisodes(f"{config.delta_root.rstrip('/')}/{EPISODE_SIMILARITY}")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         # connect to Kafka before the first request if it answers within a few seconds; if not, start anyway
-        await asyncio.get_running_loop().run_in_executor(None, producers.try_connect)
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(loop.run_in_executor(None, producers.try_connect),
+                             loop.run_in_executor(None, impression_producers.try_connect))  # fmt: skip
         yield
         producers.close()
+        impression_producers.close()
         mongo.close()
 
     app = FastAPI(
@@ -193,18 +225,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
             return
         raise HTTPException(401, "this API needs an X-API-Key for reads from outside this machine")
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable):
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > config.max_body_bytes):
-            response: Response = JSONResponse({"detail": "request body too large"}, status_code=413)
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.observe(request.method, getattr(route, "path", "unmatched"), response.status_code,
-                        time.perf_counter() - started)  # fmt: skip
-        return response
+    app.add_middleware(Measured, max_body_bytes=config.max_body_bytes)
 
     # -- reads ------------------------------------------------------------------------------------------------------
     @app.get("/v1/users/{user_id}/recommendations", tags=["recommendations"])
@@ -240,7 +261,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
 
     def _log_impression(request_id: str, user_id: str, episodes: list[str], version, arm: Arm, now) -> None:
         message = impression_message(request_id, user_id, episodes, version, arm.strategy, arm.name, now)
-        producer = producers.get_nowait()
+        producer = impression_producers.get_nowait()
         if producer is None:  # not connected (yet): the list is still served, the impression counted as lost
             metrics.IMPRESSIONS.labels("dropped").inc()
             return
@@ -249,7 +270,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
             future.add_errback(lambda _: metrics.IMPRESSIONS.labels("dropped").inc())
             metrics.IMPRESSIONS.labels("sent").inc()
         except KafkaError:
-            producers.reset()
+            impression_producers.reset()
             metrics.IMPRESSIONS.labels("dropped").inc()
 
     @app.get("/v1/episodes/{episode_id}", tags=["episodes"])

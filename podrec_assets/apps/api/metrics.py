@@ -4,6 +4,7 @@ PROMETHEUS_MULTIPROC_DIR is set before they start and /metrics adds up every pro
 from __future__ import annotations
 
 import os
+from collections import Counter as Tally
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,8 +36,8 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
 
 
 def served(version: str | None, sources: list[str | None]) -> None:
-    for source in sources:
-        SOURCES.labels(source or "unknown").inc()
+    for source, count in Tally(sources).items():  # one label lookup per source, not per recommendation
+        SOURCES.labels(source or "unknown").inc(count)
     if version and version != _last_version[0]:
         if _last_version[0] is not None:
             MODEL.labels(_last_version[0]).set(0)
