@@ -77,6 +77,7 @@ bench: install
 	$(BIN)/python benchmarks/als.py
 	$(BIN)/python benchmarks/embeddings.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/api.py
 
 lint: install
 	$(BIN)/ruff check podrec_assets podrec_assets_tests benchmarks
