@@ -79,6 +79,31 @@ def test_external_service_is_used_not_started(stack, tmp_path, monkeypatch):
     assert not (tmp_path / "run" / "kafka.json").exists()
 
 
+def test_the_faces_start_beside_the_services_and_stop_with_them(stack, tmp_path, monkeypatch):
+    """What `make dev` starts besides Dagster (`podrec services up --faces`) and `make services-down` stops."""
+    import urllib.request
+
+    monkeypatch.setenv("PODREC_EXTERNAL_SERVICES", "kafka,mongo")  # the session's
+    ports = {"api": free_port(), "dashboard": free_port()}
+    for role, port in ports.items():
+        monkeypatch.setenv(f"PODREC_LOCAL_{role.upper()}_PORT", str(port))
+    local = LocalStack(tmp_path)
+    try:
+        statuses = {s.role: s for s in local.up(["api", "dashboard"], log=lambda _: None)}
+        assert statuses["api"].state == statuses["dashboard"].state == "running"
+        for path in (f"http://127.0.0.1:{ports['api']}/readyz", f"http://127.0.0.1:{ports['dashboard']}/_stcore/health"):
+            with urllib.request.urlopen(path, timeout=10) as response:
+                assert response.status == 200, path
+        again = {s.role: s for s in local.up(["api"], log=lambda _: None)}
+        assert again["api"].pid == statuses["api"].pid  # idempotent
+    finally:
+        local.down(log=lambda _: None)
+    for port in ports.values():
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+    assert not list((tmp_path / "run").glob("*.json"))
+
+
 def test_unreachable_external_service_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PODREC_EXTERNAL_SERVICES", "mongo")
     monkeypatch.setenv("MONGO_URI", f"mongodb://127.0.0.1:{free_port()}")
