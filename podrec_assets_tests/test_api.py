@@ -288,6 +288,16 @@ def test_hit_rate_on_a_hand_checked_case():
     assert arms["main"]["ci95"] == [round(low, 4), round(high, 4)] and 0 < low < 1 / 3 < high < 1
 
 
+def test_hit_rate_with_every_impression_still_pending_is_an_empty_table():
+    now = datetime(2026, 4, 1, 10, tzinfo=UTC)
+    impressions = pd.DataFrame({"impression_id": ["i1"], "user_id": ["u1"], "served_at": [now - timedelta(hours=1)],
+                                "episode_ids": [["a"]], "model_version": ["v1"], "strategy": ["served"],
+                                "arm": ["main"]})  # fmt: skip
+    result = hit_rates(impressions, None, as_of=now)
+    assert (result.judged, result.pending) == (0, 1)
+    assert result.table().num_rows == 0 and result.table().schema.field("day").type == pa.date32()
+
+
 def test_ab_assignment_is_stable_and_balanced():
     arms = parse_arms("main:served:80,als:als:10,holdout:popularity:10")
     assert arms == (Arm("main", "served", 80), Arm("als", "als", 10), Arm("holdout", "popularity", 10))

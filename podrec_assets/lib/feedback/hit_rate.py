@@ -38,6 +38,8 @@ class HitRates:
     pending: int  # impressions still inside their window
 
     def table(self) -> pa.Table:
+        if self.rates.empty:  # nothing judged yet (every impression is inside its 24 h)
+            return HIT_RATE_SCHEMA.empty_table()
         return pa.Table.from_pandas(self.rates[COLUMNS], schema=HIT_RATE_SCHEMA, preserve_index=False)
 
 
