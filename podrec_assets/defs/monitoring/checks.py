@@ -1,0 +1,86 @@
+"""Drift and decay as asset checks with history: each check's figures are metadata, so Dagster plots them over time,
+and a check beyond its threshold warns (it does not block: drift is a reason to look, not to stop the lists).
+What each figure means and its threshold: lib/monitoring/drift.py."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from statistics import median
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    asset_check,
+    multi_asset_check,
+)
+
+from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource
+from podrec_assets.lib.lakehouse import read_table
+from podrec_assets.lib.monitoring.drift import PSI_WARN, TRAILING_DAYS, day_drift
+from podrec_assets.names import ALS_MODEL, DAILY_ENGAGEMENT, RAW_USER_EVENTS
+
+DECAY_TOLERANCE = 0.10  # a new model may be this much below its predecessors' median nDCG@10 before it warns
+DECAY_HISTORY = 5  # predecessors compared with
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec("event_mix_stable", asset=DAILY_ENGAGEMENT, description=f"the newest day's event types and "
+                       f"devices against the trailing {TRAILING_DAYS} days: PSI ≤ {PSI_WARN}"),
+        AssetCheckSpec("event_volume_in_band", asset=DAILY_ENGAGEMENT, description="the newest day's events "
+                       "within the trailing days' robust band"),
+        AssetCheckSpec("new_listener_share_in_band", asset=DAILY_ENGAGEMENT, description="the newest day's share "
+                       "of listeners not seen in the trailing days, within those days' band"),
+    ]  # fmt: skip
+)
+def incoming_events_drift(delta: DeltaLakeResource) -> Iterator[AssetCheckResult]:
+    options = delta.storage_options()
+    engagement = read_table(delta.table_uri(DAILY_ENGAGEMENT), ["event_date"], options)
+    if engagement is None or engagement.num_rows == 0:
+        for name in ("event_mix_stable", "event_volume_in_band", "new_listener_share_in_band"):
+            yield AssetCheckResult(check_name=name, passed=True, metadata={"note": "no closed day yet"})
+        return
+    day = max(engagement.column("event_date").to_pylist())  # the newest closed day the graph has aggregated
+    events = read_table(
+        delta.table_uri(RAW_USER_EVENTS), ["event_date", "event_type", "device", "user_id"], options,
+        [("event_date", ">=", day - timedelta(days=2 * TRAILING_DAYS)), ("event_date", "<=", day)],
+    )  # fmt: skip
+    drift = day_drift(events, day)
+    common = {"day": day.isoformat(), "history_days": drift.history_days, "judged": drift.judged}
+    low, high = drift.volume_band
+    yield AssetCheckResult(
+        check_name="event_mix_stable", passed=drift.mix_ok, severity=AssetCheckSeverity.WARN,
+        metadata={**common, "psi_event_types": round(drift.psi_event_types, 4),
+                  "psi_devices": round(drift.psi_devices, 4), "threshold": PSI_WARN},
+    )  # fmt: skip
+    yield AssetCheckResult(
+        check_name="event_volume_in_band", passed=drift.volume_ok, severity=AssetCheckSeverity.WARN,
+        metadata={**common, "events": drift.events, "band_low": round(low, 1), "band_high": round(high, 1)},
+    )  # fmt: skip
+    low, high = drift.new_listener_band
+    yield AssetCheckResult(
+        check_name="new_listener_share_in_band", passed=drift.new_listeners_ok, severity=AssetCheckSeverity.WARN,
+        metadata={**common, "new_listener_share": round(drift.new_listener_share, 4), "band_low": round(low, 4),
+                  "band_high": round(high, 4)},
+    )  # fmt: skip
+
+
+@asset_check(
+    asset=ALS_MODEL,
+    description=f"the newest version's held-out nDCG@10 is within {DECAY_TOLERANCE:.0%} of the median of the "
+    f"{DECAY_HISTORY} versions before it",
+)
+def ndcg_not_decayed(models: ModelStoreResource) -> AssetCheckResult:
+    registry = models.registry("als")
+    scores = [registry.manifest(v)["evaluation"]["metrics"]["als"]["ndcg@10"] for v in registry.versions()]
+    if len(scores) < 2:
+        return AssetCheckResult(passed=True, metadata={"versions": len(scores), "note": "nothing to compare yet"})
+    newest, before = scores[-1], median(scores[-1 - DECAY_HISTORY : -1])
+    return AssetCheckResult(
+        passed=newest >= (1 - DECAY_TOLERANCE) * before,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"ndcg@10": round(newest, 4), "median_before": round(before, 4),
+                  "change": round(newest / before - 1, 4) if before else 0.0,
+                  "history": MetadataValue.json([round(s, 4) for s in scores[-1 - DECAY_HISTORY :]])},
+    )  # fmt: skip

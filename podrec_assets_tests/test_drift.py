@@ -1,0 +1,127 @@
+"""Drift and decay checks: each fires on a constructed shift and stays quiet on a stable replay."""
+
+import random
+from datetime import date, timedelta
+
+import pyarrow as pa
+import pytest
+from dagster import AssetSelection, materialize
+from deltalake import write_deltalake
+
+from podrec_assets.defs.monitoring.checks import incoming_events_drift, ndcg_not_decayed
+from podrec_assets.lib.monitoring.drift import PSI_WARN, band, day_drift, psi
+from podrec_assets.names import DAILY_ENGAGEMENT, RAW_USER_EVENTS
+
+DAY = date(2026, 4, 30)
+MIX = {"play": 0.4, "complete": 0.25, "like": 0.15, "skip": 0.15, "rate": 0.05}
+DEVICES = {"ios": 0.5, "android": 0.4, "web": 0.1}
+
+
+def events_for(day: date, n: int, users: list[str], rng: random.Random, mix=MIX, devices=DEVICES) -> list[dict]:
+    return [{"event_date": day, "event_type": rng.choices(list(mix), list(mix.values()))[0],
+             "device": rng.choices(list(devices), list(devices.values()))[0], "user_id": rng.choice(users)}
+            for _ in range(n)]  # fmt: skip
+
+
+def history(rng: random.Random, days: int = 56, per_day: int = 400) -> list[dict]:
+    """A stable past: the same mix, ~400 events a day, 300 regular listeners plus a few new ones each day."""
+    regulars = [f"u{i}" for i in range(300)]
+    rows = []
+    for n in range(days, 0, -1):
+        day = DAY - timedelta(days=n)
+        newcomers = [f"new-{day}-{i}" for i in range(5)]
+        rows += events_for(day, rng.randint(per_day - 40, per_day + 40), regulars + newcomers, rng)
+    return rows
+
+
+SCHEMA = pa.schema([("event_date", pa.date32()), ("event_type", pa.string()), ("device", pa.string()),
+                    ("user_id", pa.string())])  # fmt: skip
+
+
+def table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def test_psi_is_zero_for_the_same_shares_and_large_for_a_shift():
+    assert psi({"a": 10, "b": 30}, {"a": 100, "b": 300}) == pytest.approx(0.0)
+    assert psi({"a": 50, "b": 50}, {"a": 52, "b": 48}) < 0.01
+    assert psi({"a": 50, "b": 50}, {"a": 90, "b": 10}) > PSI_WARN
+    assert psi({"a": 1}, {"b": 1}) > 1  # a category only on one side
+    assert psi({}, {"a": 3}) == 0.0  # nothing to compare with
+
+
+def test_band_is_robust_and_never_too_narrow():
+    low, high = band([100, 102, 98, 101, 99, 1000])  # one outlier does not widen it
+    assert (round(low, 1), round(high, 1)) == (75.4, 125.6)  # median 100.5 ± 25%: the spread (MAD 1.5) is smaller
+    assert band([100, 140, 60, 120, 80]) == pytest.approx((100 - 4 * 1.4826 * 20, 100 + 4 * 1.4826 * 20))
+    assert band([100] * 10) == (75.0, 125.0)  # no spread at all: ± MIN_BAND of the median
+
+
+def test_a_stable_replay_is_quiet():
+    rng = random.Random(1)
+    rows = history(rng)
+    regulars = [f"u{i}" for i in range(300)] + [f"new-{DAY}-{i}" for i in range(5)]
+    drift = day_drift(table(rows + events_for(DAY, 400, regulars, rng)), DAY)
+    assert drift.judged and drift.history_days == 28
+    assert drift.mix_ok and drift.volume_ok and drift.new_listeners_ok, drift
+    assert drift.psi_event_types < 0.05 and drift.psi_devices < 0.05
+
+
+def test_each_shift_is_caught():
+    rng = random.Random(2)
+    rows = history(rng)
+    regulars = [f"u{i}" for i in range(300)]
+    skips = day_drift(table(rows + events_for(DAY, 400, regulars, rng, mix={"skip": 0.8, "play": 0.2})), DAY)
+    assert not skips.mix_ok and skips.psi_event_types > PSI_WARN and skips.volume_ok
+    web = day_drift(table(rows + events_for(DAY, 400, regulars, rng, devices={"web": 1.0})), DAY)
+    assert not web.mix_ok and web.psi_devices > PSI_WARN and web.psi_event_types < 0.05
+    flood = day_drift(table(rows + events_for(DAY, 2000, regulars, rng)), DAY)
+    assert not flood.volume_ok and flood.mix_ok
+    silence = day_drift(table(rows + events_for(DAY, 40, regulars, rng)), DAY)
+    assert not silence.volume_ok
+    strangers = [f"stranger-{i}" for i in range(200)]
+    invasion = day_drift(table(rows + events_for(DAY, 400, strangers, rng)), DAY)
+    assert not invasion.new_listeners_ok and invasion.new_listener_share == 1.0
+
+
+def test_too_little_history_is_not_judged():
+    rng = random.Random(3)
+    rows = history(rng, days=3) + events_for(DAY, 5000, ["x"], rng, mix={"skip": 1.0})
+    drift = day_drift(table(rows), DAY)
+    assert not drift.judged and drift.mix_ok and drift.volume_ok  # nothing to compare with yet
+
+
+def test_the_drift_checks_warn_on_the_newest_day(delta):
+    rng = random.Random(4)
+    listeners = [f"u{i}" for i in range(300)] + [f"new-{DAY}-{i}" for i in range(5)]
+    rows = history(rng) + events_for(DAY, 400, listeners, rng, mix={"skip": 1.0})
+    write_deltalake(delta.table_uri(RAW_USER_EVENTS), table(rows), partition_by=["event_date"])
+    write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), pa.table({"event_date": pa.array([DAY], pa.date32())}))
+    result = materialize([incoming_events_drift], resources={"delta": delta},
+                         selection=AssetSelection.checks(incoming_events_drift))  # fmt: skip
+    verdicts = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not verdicts["event_mix_stable"].passed and verdicts["event_mix_stable"].severity.value == "WARN"
+    assert verdicts["event_mix_stable"].metadata["psi_event_types"].value > PSI_WARN
+    assert verdicts["event_volume_in_band"].passed and verdicts["new_listener_share_in_band"].passed
+    assert verdicts["event_mix_stable"].metadata["day"].value == DAY.isoformat()
+
+
+def test_a_model_worse_than_its_predecessors_warns(tmp_path):
+    from podrec_assets.defs.resources import ModelStoreResource
+
+    models = ModelStoreResource(root=str(tmp_path))
+    registry = models.registry("als")
+
+    def judged(scores: list[float]) -> bool:
+        for score in scores:
+            version = f"2026050{len(registry.versions())}T000000Z-test"  # sortable by time, as real versions are
+            registry.staging(version)
+            registry.publish(version, {"evaluation": {"metrics": {"als": {"ndcg@10": score}}}})
+        result = materialize([ndcg_not_decayed], resources={"models": models},
+                             selection=AssetSelection.checks(ndcg_not_decayed))  # fmt: skip
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation.passed
+
+    assert judged([0.30])  # nothing to compare with
+    assert judged([0.31, 0.29, 0.30])  # within 10% of the median before it
+    assert not judged([0.24])  # 20% below
