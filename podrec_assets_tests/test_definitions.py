@@ -29,7 +29,7 @@ def test_definitions_are_loadable_and_complete():
         "online_hit_rate",
     }
     # everything that keeps the product current runs under `make dev` without a click
-    for sensor in ("user_events_kafka_sensor", "late_events_sensor", "automation_sensor"):
+    for sensor in ("user_events_kafka_sensor", "late_events_sensor", "automation_sensor", "drift_retrain_sensor"):
         assert defs.resolve_sensor_def(sensor).default_status == DefaultSensorStatus.RUNNING, sensor
     for schedule in ("daily_engagement_schedule", "als_training_schedule", "episode_catalog_schedule"):
         assert defs.resolve_schedule_def(schedule).default_status == DefaultScheduleStatus.RUNNING, schedule
@@ -37,6 +37,14 @@ def test_definitions_are_loadable_and_complete():
     ingestion = defs.resolve_job_def("ingest_user_events")
     selected = {k.to_user_string() for k in ingestion.asset_layer.selected_asset_keys}
     assert {"raw_user_events", "user_stats", "fresh_recommendations"} <= selected
+
+
+def _windows(policy) -> dict | None:
+    """A freshness policy as hours (fail, warn), or None."""
+    if policy is None:
+        return None
+    return {name: getattr(policy, name).to_timedelta().total_seconds() / 3600
+            for name in ("fail_window", "warn_window") if getattr(policy, name, None) is not None}  # fmt: skip
 
 
 def describe(definitions: Definitions) -> dict:
@@ -53,6 +61,7 @@ def describe(definitions: Definitions) -> dict:
             "pools": sorted(node.pools or ()),
             "partitioned": node.partitions_def is not None,
             "automation": condition.get_label() or condition.name if condition else None,
+            "freshness": _windows(node.freshness_policy),
             "checks": {
                 check.name: "blocking" if graph.get_check_spec(check).blocking else "non-blocking"
                 for check in sorted(graph.get_check_keys_for_assets({key}), key=lambda c: c.name)

@@ -252,7 +252,9 @@ def _expected_running() -> tuple[set[str], set[str]]:
 
 def test_sensors_and_schedules_run(dagster_dev):
     expected_sensors, expected_schedules = _expected_running()
-    assert expected_sensors == {"user_events_kafka_sensor", "late_events_sensor", "automation_sensor"}
+    assert expected_sensors == {
+        "user_events_kafka_sensor", "late_events_sensor", "automation_sensor", "drift_retrain_sensor"
+    }  # fmt: skip
     assert expected_schedules == {
         "daily_engagement_schedule",
         "als_training_schedule",

@@ -125,3 +125,36 @@ def test_a_model_worse_than_its_predecessors_warns(tmp_path):
     assert judged([0.30])  # nothing to compare with
     assert judged([0.31, 0.29, 0.30])  # within 10% of the median before it
     assert not judged([0.24])  # 20% below
+
+
+def test_a_drift_warning_starts_a_retrain_once_with_its_reason(delta):
+    from dagster import DagsterInstance, SensorResult, build_sensor_context
+
+    from podrec_assets.defs.monitoring.sensors import RETRAIN_REASON_TAG, drift_retrain_sensor
+
+    instance = DagsterInstance.ephemeral()
+
+    def evaluate(mix: dict) -> None:
+        rng = random.Random(5)
+        listeners = [f"u{i}" for i in range(300)] + [f"new-{DAY}-{i}" for i in range(5)]
+        rows = history(rng) + events_for(DAY, 400, listeners, rng, mix=mix)
+        write_deltalake(delta.table_uri(RAW_USER_EVENTS), table(rows), partition_by=["event_date"], mode="overwrite")
+        write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), pa.table({"event_date": pa.array([DAY], pa.date32())}),
+                        mode="overwrite")  # fmt: skip
+        assert materialize([incoming_events_drift], resources={"delta": delta}, instance=instance,
+                           selection=AssetSelection.checks(incoming_events_drift)).success  # fmt: skip
+
+    def tick(cursor=None) -> SensorResult:
+        result = drift_retrain_sensor(build_sensor_context(instance=instance, cursor=cursor))
+        assert isinstance(result, SensorResult)
+        return result
+
+    evaluate(MIX)  # a stable day: nothing to do
+    quiet = tick()
+    assert not quiet.run_requests
+    evaluate({"skip": 1.0})  # the mix moved
+    fired = tick(quiet.cursor)
+    (request,) = fired.run_requests
+    assert request.tags["podrec/retrain_check"] == "event_mix_stable"
+    assert "psi_event_types" in request.tags[RETRAIN_REASON_TAG] and DAY.isoformat() in request.run_key
+    assert not tick(fired.cursor).run_requests  # the same warning starts nothing again

@@ -5,7 +5,7 @@ downstream assets follow the catalog automatically (declarative automation), and
 the catalog."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +14,7 @@ from dagster import (
     AutomationCondition,
     Config,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -58,6 +59,8 @@ def _require(table: pa.Table | None, name: str) -> pa.Table:
 
 @asset(
     name=EPISODES,
+    # the catalog schedule runs every 6 hours: two missed runs warn, three fail
+    freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(hours=19), warn_window=timedelta(hours=13)),
     description="The episode catalog from the configured sources (PodcastIndex, RSS feeds, MovieLens items, the "
     "sample). Upserted by episode_id (only changed rows are written) and mirrored into MongoDB `episodes`.",
 )

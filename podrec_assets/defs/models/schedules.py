@@ -13,8 +13,9 @@ from podrec_assets.names import (
     RANKER_MODEL,
 )
 
+ALS_TRAINING_JOB = "als_training_job"  # also started by the drift sensor (defs/monitoring/sensors.py)
 als_training_job = define_asset_job(
-    "als_training_job",
+    ALS_TRAINING_JOB,
     selection=AssetSelection.assets(
         ALS_MODEL, ALS_RECOMMENDATIONS, RANKER_MODEL, FINAL_RECOMMENDATIONS, PUBLISHED_RECOMMENDATIONS
     ),

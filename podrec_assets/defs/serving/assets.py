@@ -7,7 +7,7 @@
   lists for the listeners with new events (serving/realtime.py)."""
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +18,7 @@ from dagster import (
     AutomationCondition,
     Config,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -198,6 +199,8 @@ def built_with(context: AssetExecutionContext, published: int) -> tuple[int, int
 
 @asset(
     name=PUBLISHED_RECOMMENDATIONS,
+    # the nightly run publishes every list: a day and a bit without one means the nightly job is not running
+    freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(hours=27), warn_window=timedelta(hours=25)),
     deps=[FINAL_RECOMMENDATIONS, ALS_RECOMMENDATIONS],
     description="MongoDB `user_recommendations` (one document per user: what serving reads), "
     "`final_recommendations` (seed 001's shape) and `als_top_n` (seed 000's), each replaced atomically: "
