@@ -158,3 +158,51 @@ def test_a_drift_warning_starts_a_retrain_once_with_its_reason(delta):
     assert request.tags["podrec/retrain_check"] == "event_mix_stable"
     assert "psi_event_types" in request.tags[RETRAIN_REASON_TAG] and DAY.isoformat() in request.run_key
     assert not tick(fired.cursor).run_requests  # the same warning starts nothing again
+
+
+def lists_table(top: dict[str, list[str]]) -> pa.Table:
+    rows = [{"user_id": u, "rank": r, "episode_id": e}
+            for u, episodes in top.items() for r, e in enumerate(episodes, 1)]  # fmt: skip
+    return pa.Table.from_pylist(rows)
+
+
+CATALOG = pa.table({"episode_id": [f"e{i}" for i in range(20)], "show": [f"s{i // 2}" for i in range(20)]})
+ENGAGEMENT = pa.table({"episode_id": [f"e{i}" for i in range(20)], "event_count": list(range(100, 80, -1))})
+
+
+def test_list_quality_measures_coverage_bias_and_diversity():
+    from podrec_assets.lib.serving.quality import list_quality, quality_shift
+
+    varied = {"u1": [f"e{i}" for i in range(0, 20, 2)], "u2": [f"e{i}" for i in range(1, 20, 2)]}
+    figures = list_quality(lists_table(varied), CATALOG, ENGAGEMENT)
+    # every episode shown; e0 and e1 (the 10% most engaged) are one of ten in each list; every show differs
+    assert figures == {"listeners": 2, "coverage": 1.0, "popularity_bias": 0.1, "show_diversity": 1.0}
+    samey = {u: ["e0", "e1"] + [f"e{i}" for i in range(2, 10)] for u in ("u1", "u2")}
+    narrow = list_quality(lists_table(samey), CATALOG, ENGAGEMENT)
+    assert narrow["coverage"] == 0.5 and narrow["show_diversity"] == 0.5 and narrow["popularity_bias"] == 0.2
+    assert quality_shift(narrow, figures) == ["coverage fell from 1.0 to 0.5", "show_diversity fell from 1.0 to 0.5"]
+    assert quality_shift(figures, figures) == [] and quality_shift(figures, None) == []
+
+
+def test_the_list_quality_check_warns_when_the_lists_narrow(delta):
+    from dagster import DagsterInstance
+
+    from podrec_assets.defs.monitoring.checks import list_quality_stable
+    from podrec_assets.names import EPISODES, FINAL_RECOMMENDATIONS
+
+    instance = DagsterInstance.ephemeral()
+    write_deltalake(delta.table_uri(EPISODES), CATALOG)
+    engagement = ENGAGEMENT.append_column("event_date", pa.array([DAY] * 20, pa.date32()))
+    write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), engagement)
+
+    def evaluate(top: dict[str, list[str]]):
+        write_deltalake(delta.table_uri(FINAL_RECOMMENDATIONS), lists_table(top), mode="overwrite")
+        result = materialize([list_quality_stable], resources={"delta": delta}, instance=instance,
+                             selection=AssetSelection.checks(list_quality_stable))  # fmt: skip
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation
+
+    assert evaluate({"u1": [f"e{i}" for i in range(0, 20, 2)], "u2": [f"e{i}" for i in range(1, 20, 2)]}).passed
+    narrowed = evaluate({u: [f"e{i}" for i in range(10)] for u in ("u1", "u2")})
+    assert not narrowed.passed and narrowed.severity.value == "WARN"
+    assert "coverage fell from 1.0 to 0.5" in narrowed.metadata["problems"].value

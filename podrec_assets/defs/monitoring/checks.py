@@ -6,10 +6,16 @@ from collections.abc import Iterator
 from datetime import timedelta
 from statistics import median
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetKey,
     MetadataValue,
     asset_check,
     multi_asset_check,
@@ -18,7 +24,8 @@ from dagster import (
 from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource
 from podrec_assets.lib.lakehouse import read_table
 from podrec_assets.lib.monitoring.drift import PSI_WARN, TRAILING_DAYS, day_drift
-from podrec_assets.names import ALS_MODEL, DAILY_ENGAGEMENT, RAW_USER_EVENTS
+from podrec_assets.lib.serving.quality import list_quality, quality_shift
+from podrec_assets.names import ALS_MODEL, DAILY_ENGAGEMENT, EPISODES, FINAL_RECOMMENDATIONS, RAW_USER_EVENTS
 
 DECAY_TOLERANCE = 0.10  # a new model may be this much below its predecessors' median nDCG@10 before it warns
 DECAY_HISTORY = 5  # predecessors compared with
@@ -83,4 +90,37 @@ def ndcg_not_decayed(models: ModelStoreResource) -> AssetCheckResult:
         metadata={"ndcg@10": round(newest, 4), "median_before": round(before, 4),
                   "change": round(newest / before - 1, 4) if before else 0.0,
                   "history": MetadataValue.json([round(s, 4) for s in scores[-1 - DECAY_HISTORY :]])},
+    )  # fmt: skip
+
+
+LIST_QUALITY = AssetCheckKey(AssetKey(FINAL_RECOMMENDATIONS), "list_quality_stable")
+
+
+@asset_check(
+    asset=FINAL_RECOMMENDATIONS,
+    name=LIST_QUALITY.name,
+    description="the top 10s' catalog coverage, popularity bias and show diversity (lib/serving/quality.py) against "
+    "the previous lists': coverage or diversity down by > 30%, or popularity bias up by > 0.2, warns",
+)
+def list_quality_stable(context: AssetCheckExecutionContext, delta: DeltaLakeResource) -> AssetCheckResult:
+    options = delta.storage_options()
+    lists = read_table(delta.table_uri(FINAL_RECOMMENDATIONS), ["user_id", "rank", "episode_id"], options)
+    catalog = read_table(delta.table_uri(EPISODES), ["episode_id", "show"], options)
+    if lists is None or catalog is None:
+        return AssetCheckResult(passed=True, metadata={"note": "no lists yet"})
+    engagement = read_table(delta.table_uri(DAILY_ENGAGEMENT), ["episode_id", "event_count", "event_date"], options)
+    if engagement is not None and engagement.num_rows:
+        newest = max(engagement.column("event_date").to_pylist())
+        engagement = engagement.filter(pc.greater(engagement.column("event_date"), pa.scalar(newest - timedelta(30))))
+    figures = list_quality(lists, catalog, engagement)
+    before = None  # the figures of the newest earlier evaluation (this run's own is only planned)
+    for record in context.instance.event_log_storage.get_asset_check_execution_history(LIST_QUALITY, limit=5):
+        evaluation = record.evaluation
+        if record.run_id != context.run.run_id and isinstance(evaluation, AssetCheckEvaluation):
+            before = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+            break
+    problems = quality_shift(figures, before)
+    return AssetCheckResult(
+        passed=not problems, severity=AssetCheckSeverity.WARN,
+        metadata={**figures, "problems": MetadataValue.json(problems)},
     )  # fmt: skip
