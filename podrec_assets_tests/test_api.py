@@ -298,6 +298,22 @@ def test_hit_rate_with_every_impression_still_pending_is_an_empty_table():
     assert result.table().num_rows == 0 and result.table().schema.field("day").type == pa.date32()
 
 
+def test_a_day_whose_hit_rate_falls_out_of_its_band_is_named():
+    from podrec_assets.lib.feedback.hit_rate import newest_day_in_band
+
+    def rates(newest: float, days: int = 10) -> pd.DataFrame:
+        rows = [{"day": date(2026, 4, d), "model_version": "v1", "strategy": "served", "arm": "main",
+                 "impressions": 1000, "hits": 300 + (d % 3) * 10} for d in range(1, days + 1)]  # fmt: skip
+        rows.append({"day": date(2026, 4, days + 1), "model_version": "v2", "strategy": "served", "arm": "main",
+                     "impressions": 1000, "hits": int(newest * 1000)})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    assert newest_day_in_band(rates(0.31))["main"]["in_band"]
+    decayed = newest_day_in_band(rates(0.05))["main"]
+    assert decayed["judged"] and not decayed["in_band"] and decayed["hit_rate"] == 0.05
+    assert newest_day_in_band(rates(0.05, days=3))["main"] == {"judged": False, "hit_rate": 0.05, "earlier_days": 3}
+
+
 def test_ab_assignment_is_stable_and_balanced():
     arms = parse_arms("main:served:80,als:als:10,holdout:popularity:10")
     assert arms == (Arm("main", "served", 80), Arm("als", "als", 10), Arm("holdout", "popularity", 10))

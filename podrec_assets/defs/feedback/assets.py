@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AutomationCondition,
     MaterializeResult,
     MetadataValue,
@@ -14,7 +15,7 @@ from dagster import (
 from deltalake import write_deltalake
 
 from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
-from podrec_assets.lib.feedback.hit_rate import POSITIVE_EVENTS, by_arm, hit_rates
+from podrec_assets.lib.feedback.hit_rate import POSITIVE_EVENTS, by_arm, hit_rates, newest_day_in_band
 from podrec_assets.lib.feedback.impressions import ingest_impressions
 from podrec_assets.lib.lakehouse import read_table
 from podrec_assets.names import (
@@ -95,3 +96,21 @@ def hit_rates_consistent(delta: DeltaLakeResource) -> AssetCheckResult:
     frame = table.to_pandas()
     bad = int(((frame["hits"] > frame["impressions"]) | ~frame["hit_rate"].between(0, 1)).sum())
     return AssetCheckResult(passed=bad == 0, metadata={"rows": len(frame), "inconsistent_rows": bad})
+
+
+@asset_check(
+    asset=ONLINE_HIT_RATE,
+    description="each arm's newest judged day's hit rate within the band of its earlier days' (warns on a decay or "
+    "a jump; needs 7 earlier days)",
+)
+def hit_rate_in_band(delta: DeltaLakeResource) -> AssetCheckResult:
+    table = read_table(delta.table_uri(ONLINE_HIT_RATE), storage_options=delta.storage_options())
+    if table is None or table.num_rows == 0:
+        return AssetCheckResult(passed=True, metadata={"note": "no judged impressions yet"})
+    verdicts = newest_day_in_band(table.to_pandas())
+    outside = sorted(arm for arm, v in verdicts.items() if v["judged"] and not v["in_band"])
+    return AssetCheckResult(
+        passed=not outside, severity=AssetCheckSeverity.WARN,
+        metadata={"arms": MetadataValue.json(verdicts), "arms_outside_band": MetadataValue.json(outside),
+                  **{f"hit_rate_{arm}": v["hit_rate"] for arm, v in verdicts.items()}},
+    )  # fmt: skip

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pyarrow as pa
 
+from podrec_assets.lib.monitoring.drift import band
+
 POSITIVE_EVENTS = ("play", "complete", "like")
 WINDOW = timedelta(hours=24)
 COLUMNS = ["day", "model_version", "strategy", "arm", "impressions", "hits", "hit_rate"]
@@ -98,3 +100,21 @@ def by_arm(rates: pd.DataFrame) -> dict[str, dict]:
             "ci95": [round(low, 4), round(high, 4)],
         }
     return summary
+
+
+def newest_day_in_band(rates: pd.DataFrame, min_days: int = 7) -> dict[str, dict]:
+    """Per arm: the newest judged day's hit rate against the band of its earlier days' rates (median ± 4 robust
+    standard deviations, at least ± 25%, lib/monitoring/drift.py). Arms with fewer than `min_days` earlier days are
+    listed as not judged."""
+    verdicts = {}
+    for arm, group in rates.groupby("arm"):
+        daily = group.groupby("day").agg(impressions=("impressions", "sum"), hits=("hits", "sum")).sort_index()
+        daily_rates = (daily["hits"] / daily["impressions"]).tolist()
+        newest, earlier = daily_rates[-1], daily_rates[:-1]
+        if len(earlier) < min_days:
+            verdicts[str(arm)] = {"judged": False, "hit_rate": round(newest, 4), "earlier_days": len(earlier)}
+            continue
+        low, high = band(earlier)
+        verdicts[str(arm)] = {"judged": True, "hit_rate": round(newest, 4), "band": [round(low, 4), round(high, 4)],
+                              "in_band": low <= newest <= high, "day": str(daily.index[-1])}  # fmt: skip
+    return verdicts
