@@ -8,6 +8,10 @@ lists compared are metadata.
 A version that removes files is handled by its operation:
 - `OPTIMIZE` (compaction, Z-order) rewrites rows without changing them (the Delta protocol's
   `dataChange=false`): its new files hold rows already counted, so it is a batch with no rows.
+- an erasure (lib/privacy/erasure.py: a DELETE tagged `podrec.operation = erasure` with the SHA-256 of one
+  listener's id) removes that listener's rows only: the rows it rewrote for others were counted already (a batch
+  with no rows), the listener's documents are deleted by the erasure itself, and their rows in earlier versions not
+  read yet are dropped from those batches (the readers never count a forgotten listener again).
 - anything else that removes files (DELETE, UPDATE, MERGE, an overwrite, RESTORE) changes rows already
   counted, and `UnsupportedTableChange` is raised: following those would need the table's Change Data Feed
   (`delta.enableChangeDataFeed`, `DeltaTable.load_cdf`), which gives removed rows as well as added ones, and
@@ -26,6 +30,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable
 from deltalake.fs import DeltaStorageHandler
+
+from podrec_assets.lib.privacy.erasure import ERASED_HASH, ERASURE, user_hash
 
 # Operations whose removed and added files hold the same rows (Delta `dataChange=false`).
 NO_DATA_CHANGE_OPERATIONS = frozenset({"OPTIMIZE"})
@@ -86,9 +92,28 @@ def _reader(table: DeltaTable, storage_options: dict | None):
     return read
 
 
-def _operations(table: DeltaTable, first: int, last: int) -> dict[int, str]:
-    """The operation of each version in [first, last] (from the commits' commitInfo, newest first)."""
-    return {c["version"]: c.get("operation", "") for c in table.history(limit=last - first + 1)}
+ERASURE_OPERATION = "ERASURE"
+
+
+def _operations(table: DeltaTable, first: int, last: int) -> tuple[dict[int, str], dict[int, str]]:
+    """The operation of each version in [first, last] (from the commits' commitInfo, newest first), and the erased
+    listener's id hash of each erasure among them."""
+    operations, erased = {}, {}
+    for commit in table.history(limit=last - first + 1):
+        version = commit["version"]
+        if commit.get("podrec.operation") == ERASURE:
+            operations[version], erased[version] = ERASURE_OPERATION, commit[ERASED_HASH]
+        else:
+            operations[version] = commit.get("operation", "")
+    return operations, erased
+
+
+def _without(rows: pa.Table, hashes: set[str]) -> pa.Table:
+    """`rows` less those of the listeners whose id hashes to one of `hashes`."""
+    if not hashes or rows.num_rows == 0:
+        return rows
+    keep = [user_hash(u) not in hashes for u in rows.column("user_id").to_pylist()]
+    return rows.filter(pa.array(keep, pa.bool_()))
 
 
 def version_batches(
@@ -98,7 +123,7 @@ def version_batches(
     if until <= after:
         return
     table = DeltaTable(uri, version=until, storage_options=storage_options)
-    operations = _operations(table, after + 1, until)
+    operations, erased = _operations(table, after + 1, until)
     read = _reader(table, storage_options)
     previous: set[str] = set()
     if after >= 0:
@@ -110,12 +135,12 @@ def version_batches(
         operation = operations.get(version, "")
         added = sorted(current - previous)
         removed = previous - current
-        if removed and operation not in NO_DATA_CHANGE_OPERATIONS:
+        if removed and operation not in NO_DATA_CHANGE_OPERATIONS and operation != ERASURE_OPERATION:
             raise UnsupportedTableChange(
                 f"version {version} of {uri} ({operation or 'unknown operation'}) removed "
                 f"{len(removed)} files: rows already counted changed; incremental stats need the Change Data "
                 "Feed for that"
             )
-        rows = read([] if removed else added)  # a compaction adds no rows
-        yield VersionBatch(version, operation, rows)
+        rows = read([] if removed else added)  # a compaction or an erasure adds no rows
+        yield VersionBatch(version, operation, _without(rows, {h for v, h in erased.items() if v > version}))
         previous = current

@@ -8,6 +8,7 @@ from podrec_assets.tools.cli.dashboard import dashboard
 from podrec_assets.tools.cli.evaluate import evaluate
 from podrec_assets.tools.cli.events import events
 from podrec_assets.tools.cli.ingest import ingest
+from podrec_assets.tools.cli.listeners import listeners
 from podrec_assets.tools.cli.models import models
 from podrec_assets.tools.cli.serve import serve
 from podrec_assets.tools.cli.services import services
@@ -21,5 +22,5 @@ def main() -> None:
 
 
 for command in (services, events, ingest, summary, recommend, similar, event_days, models, evaluate, serve,
-                dashboard):  # fmt: skip
+                dashboard, listeners):  # fmt: skip
     main.add_command(command)
