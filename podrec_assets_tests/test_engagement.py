@@ -162,5 +162,5 @@ def test_check_helpers_find_problems():
     assert count_mismatches(days, {DAY: 3, days[1]: 1}, {DAY: 3}) == {
         days[1].isoformat(): {"raw_content_events": 1, "engagement_events": 0}
     }
-    rows = pa.table({"event_count": [1, 2, 1], "weight_sum": [3.0, 7.0, -2.5]})
-    assert weight_bound_violations(rows, EventWeights()) == 2  # 7 > 2 × 3 and −2.5 < 1 × −2
+    rows = pa.table({"event_count": [1, 2, 1], "weight_sum": [3.0, 7.0, -3.5]})
+    assert weight_bound_violations(rows, EventWeights()) == 2  # 7 > 2 × 3 and −3.5 < 1 × −3 (an unlike)

@@ -59,7 +59,7 @@ def make_events(n: int, prefix: str, start: datetime, seed: int) -> list[dict]:
     rng = random.Random(seed)
     events = []
     for i in range(n):
-        kind = rng.choice(["play", "pause", "skip", "complete", "abandon", "rate", "like", "view", "search"])
+        kind = rng.choice(["play", "pause", "skip", "complete", "abandon", "rate", "like", "unlike", "view", "search"])
         fields: dict = {}
         if kind in ("pause", "skip") or (kind == "complete" and rng.random() < 0.5):
             begin = round(rng.uniform(0, 300), 1)
@@ -100,6 +100,7 @@ def recompute(delta, catalog: dict | None) -> tuple[dict, dict]:
         u["first_event_at"], u["last_event_at"] = min(u["first_event_at"], ts), max(u["last_event_at"], ts)
         for name, kind in (("completes", "complete"), ("likes", "like"), ("skips", "skip")):
             u[name] += e.event_type == kind
+        u["likes"] -= e.event_type == "unlike"  # takes a like back
         if not pd.isna(e.from_sec) and not pd.isna(e.to_sec):
             u["listening_ms"] += round((e.to_sec - e.from_sec) * 1000)
             u["listening_segments"] += 1
@@ -134,7 +135,7 @@ def recompute(delta, catalog: dict | None) -> tuple[dict, dict]:
                 "likes": 0, "completes": 0, "skips": 0, "ratings": 0, "rating_sum": 0, "last_event_at": ts,
             })  # fmt: skip
             a["count"] += 1
-            a["likes"] += e.event_type == "like"
+            a["likes"] += (e.event_type == "like") - (e.event_type == "unlike")
             a["completes"] += e.event_type == "complete"
             a["skips"] += e.event_type == "skip"
             if e.event_type == "rate":
@@ -427,3 +428,22 @@ def test_stats_follow_ingestion_even_without_a_catalog(delta, mongo):
     later = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor,
                                            evaluation_time=datetime.now(UTC) + timedelta(minutes=10))  # fmt: skip
     assert {r.key.to_user_string() for r in later.results if r.true_subset.size} >= {GLOBAL_STATS}
+
+
+def test_an_unlike_takes_a_like_back_in_stats_and_engagement(delta, db):
+    from podrec_assets.lib.engagement.weights import EventWeights
+    from podrec_assets.lib.ranking.history import pairs_from_events
+
+    write_catalog(delta, CATALOG)
+    t = datetime(2025, 5, 1, tzinfo=UTC)
+    events = [make_v1_event(event_id="l1", user_id="u-1", episode_id="ep-0", event_type="like", ts=t),
+              make_v1_event(event_id="l2", user_id="u-1", episode_id="ep-1", event_type="like", ts=t),
+              make_v1_event(event_id="l3", user_id="u-1", episode_id="ep-0", event_type="unlike",
+                            ts=t + timedelta(hours=1))]  # fmt: skip
+    raw = write_raw_events(delta, events)
+    run_stats(db, delta)
+    assert stored(db, USER_STATS)["u-1"]["likes"] == 1  # two likes, one taken back
+    assert_exact(db, delta)
+    pairs = pairs_from_events(raw, EventWeights())
+    by_episode = dict(zip(pairs["episode_id"], pairs["engagement"], strict=True))
+    assert by_episode.get("ep-0", 0.0) == 0.0 and by_episode["ep-1"] == 3.0  # the like and its unlike cancel

@@ -62,6 +62,7 @@ def weight_column(weights: EventWeights) -> Column:
     listened = F.coalesce(F.col("played_pct"), F.lit(0.0))
     return (
         F.when(event == "like", F.lit(weights.like))
+        .when(event == "unlike", F.lit(weights.unlike))
         .when(event == "complete", F.lit(weights.complete))
         .when(event == "rate", F.col("rating").cast("double") - F.lit(weights.rating_neutral))
         .when(event == "pause", listened * F.lit(weights.pause_per_listened))

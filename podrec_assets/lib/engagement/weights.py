@@ -3,6 +3,7 @@
 | event        | weight (defaults; seed 000 where it says)                                  |
 |--------------|-----------------------------------------------------------------------------|
 | like         | +3                                                                          |
+| unlike       | −3: takes a like back (a like and its unlike sum to nothing)                |
 | complete     | +2                                                                          |
 | rate         | rating − 3 (seed 000): 1 → −2, 3 → 0, 5 → +2                                |
 | pause        | fraction listened (`played_pct`, seed 000): 0 … +1                          |
@@ -27,6 +28,7 @@ from pydantic import BaseModel, Field
 
 class EventWeights(BaseModel):
     like: float = Field(default=3.0, description="weight of a like")
+    unlike: float = Field(default=-3.0, description="weight of an unlike: minus a like's, so it retracts it")
     complete: float = Field(default=2.0, description="weight of a completed episode")
     rating_neutral: float = Field(default=3.0, description="rate → rating − this (seed 000: 3)")
     pause_per_listened: float = Field(default=1.0, description="pause → played_pct × this")
@@ -48,6 +50,7 @@ class EventWeights(BaseModel):
 
         return {
             "like": span(self.like, self.like),
+            "unlike": span(self.unlike, self.unlike),
             "complete": span(self.complete, self.complete),
             "rate": span(1 - self.rating_neutral, 5 - self.rating_neutral),
             "pause": span(0.0, self.pause_per_listened),
@@ -73,7 +76,7 @@ class EventWeights(BaseModel):
             events.column("played_pct").to_numpy(zero_copy_only=False).astype(np.float64)
         )
         fixed = {
-            "like": self.like, "complete": self.complete, "skip": self.skip, "play": self.play,
+            "like": self.like, "unlike": self.unlike, "complete": self.complete, "skip": self.skip, "play": self.play,
             "search_click": self.search_click, "view": self.view, "resume": self.resume,
         }  # fmt: skip
         weight = np.zeros(len(event), dtype=np.float64)

@@ -135,9 +135,10 @@ def user_increments(df: pd.DataFrame) -> list[DocIncrement]:
     for user, last in by_user["ts"].max().items():
         users[user].max["last_event_at"] = _py_time(last)
     _add_counts(users, _pair_counts(df, ["user_id", "event_type"]), "events")
-    for event_type, field_name in (("complete", "completes"), ("like", "likes"), ("skip", "skips")):
+    for event_type, field_name, sign in (("complete", "completes", 1), ("like", "likes", 1),
+                                         ("unlike", "likes", -1), ("skip", "skips", 1)):  # fmt: skip
         for user, n in df[df["event_type"] == event_type].groupby("user_id", sort=False).size().items():
-            users[user].inc[field_name] = int(n)
+            users[user].inc[field_name] += sign * int(n)  # an unlike takes a like back
     segments = df.dropna(subset=["from_sec", "to_sec"])
     if len(segments):
         ms = ((segments["to_sec"] - segments["from_sec"]) * 1000).round().astype("int64")
@@ -192,7 +193,7 @@ def affinity_increments(df: pd.DataFrame, catalog: Catalog) -> AffinityIncrement
     # pandas types `columns` as Axes, whose SequenceNotStr protocol a list fails under ty (`index` signature)
     links = pd.DataFrame(pairs, columns=["episode_id", "dimension", "value"])  # ty: ignore[invalid-argument-type]
     joined = df[known].merge(links, on="episode_id")
-    joined["likes"] = (joined["event_type"] == "like").astype("int64")
+    joined["likes"] = (joined["event_type"] == "like").astype("int64") - (joined["event_type"] == "unlike")
     joined["completes"] = (joined["event_type"] == "complete").astype("int64")
     joined["skips"] = (joined["event_type"] == "skip").astype("int64")
     rated = (joined["event_type"] == "rate") & joined["rating"].notna()
