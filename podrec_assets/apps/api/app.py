@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from kafka.errors import KafkaConnectionError, KafkaError
 from pymongo import MongoClient
@@ -219,26 +219,26 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     def allowed(key: str | None) -> bool:
         return key is not None and any(hmac.compare_digest(key.encode(), k.encode()) for k in config.api_keys)
 
-    def require_read(request: Request, key: str | None) -> None:
+    def require_read(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
+        """Every read route's gate (a FastAPI dependency): see PODREC_API_READS."""
         client = request.client.host if request.client else ""
-        if config.reads == "open" or (config.reads == "loopback" and client in LOOPBACK) or allowed(key):
+        if config.reads == "open" or (config.reads == "loopback" and client in LOOPBACK) or allowed(x_api_key):
             return
         raise HTTPException(401, "this API needs an X-API-Key for reads from outside this machine")
+
+    reads = [Depends(require_read)]
 
     app.add_middleware(Measured, max_body_bytes=config.max_body_bytes)
 
     # -- reads ------------------------------------------------------------------------------------------------------
-    @app.get("/v1/users/{user_id}/recommendations", tags=["recommendations"])
+    @app.get("/v1/users/{user_id}/recommendations", tags=["recommendations"], dependencies=reads)
     def recommendations(
-        request: Request,
         user_id: SafeId,
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
-        x_api_key: Annotated[str | None, Header()] = None,
     ) -> Response:
         """The listener's list: episodes with titles, scores, reasons and sources, by the strategy of their A/B arm.
         A listener podrec has no list for gets the new-listener list (`new_listener: true`). Each list served is
         logged as an impression (`request_id`)."""
-        require_read(request, x_api_key)
         arm = assign(user_id, config.arms, config.ab_salt)
         items, new_listener = _list_for(db, user_id, arm.strategy, limit)
         request_id = uuid.uuid4().hex
@@ -273,25 +273,21 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
             impression_producers.reset()
             metrics.IMPRESSIONS.labels("dropped").inc()
 
-    @app.get("/v1/episodes/{episode_id}", tags=["episodes"])
-    def episode(request: Request, episode_id: SafeId, x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    @app.get("/v1/episodes/{episode_id}", tags=["episodes"], dependencies=reads)
+    def episode(episode_id: SafeId) -> Response:
         """One episode of the catalog (MongoDB's mirror of the `episodes` table)."""
-        require_read(request, x_api_key)
         document = db[EPISODES].find_one({"_id": episode_id}, {"content_hash": 0, "mirrored_at": 0})
         if document is None:
             raise HTTPException(404, f"no episode {episode_id}")
         document.pop("_id", None)
         return _json(document)
 
-    @app.get("/v1/episodes/{episode_id}/similar", tags=["episodes"])
+    @app.get("/v1/episodes/{episode_id}/similar", tags=["episodes"], dependencies=reads)
     def similar_episodes(
-        request: Request,
         episode_id: SafeId,
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
-        x_api_key: Annotated[str | None, Header()] = None,
     ) -> Response:
         """The episodes most like it by transcript embedding (the `episode_similarity` table), with titles."""
-        require_read(request, x_api_key)
         neighbours = similar.of(episode_id, limit)
         if neighbours is None:
             raise HTTPException(404, f"no neighbours for {episode_id}: unknown episode, or it has no text yet")
@@ -300,24 +296,20 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         return _json({"episode_id": episode_id,
                       "similar": [{**n, "title": titles.get(n["episode_id"])} for n in neighbours]})  # fmt: skip
 
-    @app.get("/v1/users/{user_id}/stats", tags=["listeners"])
-    def stats(request: Request, user_id: SafeId, x_api_key: Annotated[str | None, Header()] = None) -> Response:
+    @app.get("/v1/users/{user_id}/stats", tags=["listeners"], dependencies=reads)
+    def stats(user_id: SafeId) -> Response:
         """The listener's listening stats (kept exactly, incrementally, by the `user_stats` asset)."""
-        require_read(request, x_api_key)
         document = user_stats_for(db, user_id)
         if document is None:
             raise HTTPException(404, f"no stats for {user_id}: podrec has no events of this listener")
         document.pop("applied", None)
         return _json(document)
 
-    @app.get("/v1/trending", tags=["episodes"])
+    @app.get("/v1/trending", tags=["episodes"], dependencies=reads)
     def trending(
-        request: Request,
         window: Annotated[str, Query(pattern="^(7d|30d)$")] = "7d",
-        x_api_key: Annotated[str | None, Header()] = None,
     ) -> Response:
         """The most liked episodes and the categories gaining listeners over the last 7 or 30 days."""
-        require_read(request, x_api_key)
         document = db[GLOBAL_STATS].find_one({"_id": f"window_{window}"})
         if document is None:
             raise HTTPException(404, "no global stats yet: the global_stats asset has not run")
