@@ -37,7 +37,6 @@ from podrec_assets.lib.dashboard.listeners import (
     clean_listener_id,
     listener_history,
     listener_ids,
-    stats_figures,
 )
 from podrec_assets.lib.dashboard.models import hit_rate_by_day, hit_rate_by_version_and_arm, registry_view
 from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT_SCHEMA
@@ -45,7 +44,7 @@ from podrec_assets.lib.feedback.hit_rate import HIT_RATE_SCHEMA
 from podrec_assets.lib.ingestion.contract import MAX_ID_LENGTH, make_v1_event
 from podrec_assets.lib.ingestion.tables import QUARANTINED_EVENTS_SCHEMA
 from podrec_assets.lib.models.registry import ModelRegistry
-from podrec_assets.lib.serving.lookup import COLD_START_USER, recommendations_for
+from podrec_assets.lib.serving.lookup import COLD_START_USER, recommendations_for, stats_figures
 from podrec_assets.names import (
     DAILY_ENGAGEMENT,
     EPISODE_SIMILARITY,

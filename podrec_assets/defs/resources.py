@@ -18,7 +18,7 @@ from pymongo.database import Database
 
 from podrec_assets.lib.ingestion.kafka_clients import KafkaSettings
 from podrec_assets.lib.models.registry import ModelRegistry
-from podrec_assets.lib.settings import apply_local_defaults
+from podrec_assets.lib.settings import apply_local_defaults, table_uri
 from podrec_assets.names import IMPRESSIONS_TOPIC
 
 
@@ -80,9 +80,7 @@ class DeltaLakeResource(ConfigurableResource):
     )
 
     def table_uri(self, name: str) -> str:
-        if "://" in self.root:
-            return f"{self.root.rstrip('/')}/{name}"
-        return str(Path(self.root) / name)
+        return table_uri(self.root, name)
 
     def storage_options(self) -> dict[str, str] | None:
         # Credentials come from the standard AWS_* variables, read by delta-rs itself; only the endpoint is ours.

@@ -43,7 +43,7 @@ from podrec_assets.lib.serving.lookup import (
     recommendations_for,
     user_stats_for,
 )
-from podrec_assets.lib.settings import apply_local_defaults
+from podrec_assets.lib.settings import apply_local_defaults, table_uri
 from podrec_assets.names import EPISODE_SIMILARITY, EPISODES, GLOBAL_STATS
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-:@+=]*$"  # lib/serving/ids.py, for the OpenAPI document
@@ -196,7 +196,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     db = mongo[config.mongo_db]
     producers = Producers(config.kafka)  # events: the request waits for every acknowledgement
     impression_producers = Producers(config.kafka, linger_ms=200)  # impressions: nobody waits, so batch them
-    similar = SimilarEpisodes(f"{config.delta_root.rstrip('/')}/{EPISODE_SIMILARITY}")
+    similar = SimilarEpisodes(table_uri(config.delta_root, EPISODE_SIMILARITY))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -256,7 +256,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         }  # fmt: skip
         _log_impression(request_id, user_id, [r["episode_id"] for r in items], version, arm, now)
         metrics.served(version, [r.get("source") for r in items])
-        return Response(orjson.dumps(body, default=_json_default), media_type="application/json",
+        return Response(orjson.dumps(body), media_type="application/json",
                         headers={"X-Request-ID": request_id})  # fmt: skip
 
     def _log_impression(request_id: str, user_id: str, episodes: list[str], version, arm: Arm, now) -> None:
@@ -291,8 +291,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         neighbours = similar.of(episode_id, limit)
         if neighbours is None:
             raise HTTPException(404, f"no neighbours for {episode_id}: unknown episode, or it has no text yet")
-        titles = {d["_id"]: d.get("title") for d in db[EPISODES].find(
-            {"_id": {"$in": [n["episode_id"] for n in neighbours]}}, {"title": 1})}  # fmt: skip
+        titles = _titles(db, [n["episode_id"] for n in neighbours])
         return _json({"episode_id": episode_id,
                       "similar": [{**n, "title": titles.get(n["episode_id"])} for n in neighbours]})  # fmt: skip
 
@@ -401,8 +400,7 @@ def _list_for(db, user_id: str, strategy: str, limit: int) -> tuple[list[dict], 
     if strategy == "als":
         rows = als_top_n_for(db, user_id, limit)
         if rows:
-            titles = {d["_id"]: d.get("title") for d in db[EPISODES].find(
-                {"_id": {"$in": [r["new_episode_id"] for r in rows]}}, {"title": 1})}  # fmt: skip
+            titles = _titles(db, [r["new_episode_id"] for r in rows])
             return [{"episode_id": r["new_episode_id"], "title": titles.get(r["new_episode_id"]),
                      "score": r["als_score"], "reason": ALS_REASON, "source": "als",
                      "model_version": r["model_version"], "generated_at": r["generated_at"]}
@@ -414,11 +412,10 @@ def _list_for(db, user_id: str, strategy: str, limit: int) -> tuple[list[dict], 
     return items, bool(rows) and rows[0]["user_id"] == COLD_START_USER and strategy != "popularity"
 
 
-def _json_default(value: Any):
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat() if value.tzinfo else value.replace(tzinfo=UTC).isoformat()
-    raise TypeError(type(value).__name__)
+def _titles(db, episode_ids: list[str]) -> dict[str, str | None]:
+    """The catalog titles of these episodes, in one query (MongoDB's mirror of `episodes`)."""
+    return {d["_id"]: d.get("title") for d in db[EPISODES].find({"_id": {"$in": episode_ids}}, {"title": 1})}
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body, default=_json_default), status_code=status, media_type="application/json")
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")

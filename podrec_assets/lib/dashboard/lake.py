@@ -22,7 +22,7 @@ import pandas as pd
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
-from podrec_assets.lib.dashboard.settings import table_uri
+from podrec_assets.lib.settings import table_uri
 
 Reader = Literal["duckdb", "delta-rs"]
 

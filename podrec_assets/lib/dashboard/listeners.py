@@ -60,27 +60,3 @@ def listener_history(lake: Lake, user_id: str, limit: int = 50) -> pd.DataFrame:
             WHERE r.user_id = ? ORDER BY r.ts DESC, r.event_id LIMIT ?""",
         [user_id, limit],
     )[HISTORY_COLUMNS]
-
-
-def _number(document: dict, *path: str) -> float | None:
-    value: object = document
-    for part in path:
-        value = value.get(part) if isinstance(value, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def stats_figures(stats: dict | None) -> dict[str, float | None]:
-    """The headline figures of a `user_stats` document (lib/stats/): events, completes, likes, skips, hours
-    listened and mean rating; None for what the document does not hold."""
-    stats = stats or {}
-    events = _number(stats, "events_total")
-    ratings, rating_sum = _number(stats, "ratings", "count"), _number(stats, "ratings", "sum")
-    listening_ms = _number(stats, "listening_ms")
-    return {
-        "events": events if events is not None else _number(stats, "total_events"),
-        "completes": _number(stats, "completes"),
-        "likes": _number(stats, "likes"),
-        "skips": _number(stats, "skips"),
-        "hours": listening_ms / 3_600_000 if listening_ms is not None else None,
-        "mean_rating": rating_sum / ratings if ratings and rating_sum is not None else None,
-    }

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from podrec_assets.lib.settings import apply_local_defaults
+from podrec_assets.lib.settings import apply_local_defaults, table_uri
 
 
 @dataclass(frozen=True)
@@ -40,9 +39,3 @@ class DashboardSettings:
     def storage_options(self) -> dict[str, str] | None:
         return {"AWS_ENDPOINT_URL": self.aws_endpoint_url} if self.aws_endpoint_url else None
 
-
-def table_uri(root: str, name: str) -> str:
-    """A table's location under the Delta root, as DeltaLakeResource.table_uri names it."""
-    if "://" in root:
-        return f"{root.rstrip('/')}/{name}"
-    return str(Path(root) / name)

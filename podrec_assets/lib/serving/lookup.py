@@ -150,19 +150,33 @@ def _count(value: float | None) -> str:
     return "?" if value is None else f"{value:,.0f}"
 
 
+def stats_figures(stats: dict | None) -> dict[str, float | None]:
+    """The headline figures of a `user_stats` document (lib/stats/): events, completes, likes, skips, hours
+    listened and mean rating; None for what the document does not hold."""
+    stats = stats or {}
+    ratings, rating_sum = _number(stats, "ratings.count"), _number(stats, "ratings.sum")
+    listening_ms = _number(stats, "listening_ms")
+    return {
+        "events": _number(stats, "events_total", "total_events"),
+        "completes": _number(stats, "completes"),
+        "likes": _number(stats, "likes"),
+        "skips": _number(stats, "skips"),
+        "hours": listening_ms / 3_600_000 if listening_ms is not None else None,
+        "mean_rating": rating_sum / ratings if ratings and rating_sum is not None else None,
+    }
+
+
 def format_stats(stats: dict) -> str:
     """One line: total events, completes, likes, skips, and listening time and ratings when present."""
+    figures = stats_figures(stats)
     line = (
-        f"Stats: {_count(_number(stats, 'events_total', 'total_events'))} events, "
-        f"{_count(_number(stats, 'completes'))} completes, {_count(_number(stats, 'likes'))} likes, "
-        f"{_count(_number(stats, 'skips'))} skips"
+        f"Stats: {_count(figures['events'])} events, {_count(figures['completes'])} completes, "
+        f"{_count(figures['likes'])} likes, {_count(figures['skips'])} skips"
     )
-    listening_ms = _number(stats, "listening_ms")
-    if listening_ms:
-        line += f", {listening_ms / 3_600_000:.1f} h listened"
-    ratings, rating_sum = _number(stats, "ratings.count"), _number(stats, "ratings.sum")
-    if ratings and rating_sum is not None:
-        line += f", {ratings:,.0f} ratings (mean {rating_sum / ratings:.1f})"
+    if figures["hours"]:
+        line += f", {figures['hours']:.1f} h listened"
+    if figures["mean_rating"] is not None:
+        line += f", {_number(stats, 'ratings.count'):,.0f} ratings (mean {figures['mean_rating']:.1f})"
     return line
 
 

@@ -10,10 +10,14 @@ from podrec_assets.lib.dashboard.listeners import (
     clean_listener_id,
     listener_history,
     listener_ids,
-    stats_figures,
 )
 from podrec_assets.lib.ingestion.contract import MAX_ID_LENGTH
-from podrec_assets.lib.serving.lookup import COLD_START_USER, recommendations_for, user_stats_for
+from podrec_assets.lib.serving.lookup import (
+    COLD_START_USER,
+    recommendations_for,
+    stats_figures,
+    user_stats_for,
+)
 
 RECOMMENDATIONS = 20
 HISTORY = 50
