@@ -38,6 +38,11 @@ SCHEMA = pa.schema([("event_date", pa.date32()), ("event_type", pa.string()), ("
                     ("user_id", pa.string())])  # fmt: skip
 
 
+# daily_engagement's shape, one row: the checks read the newest partition from the Delta log
+ONE_DAY_OF_ENGAGEMENT = pa.table({"user_id": ["u0"], "episode_id": ["e0"], "event_count": [1],
+                                  "event_date": pa.array([DAY], pa.date32())})  # fmt: skip
+
+
 def table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
@@ -96,7 +101,8 @@ def test_the_drift_checks_warn_on_the_newest_day(delta):
     listeners = [f"u{i}" for i in range(300)] + [f"new-{DAY}-{i}" for i in range(5)]
     rows = history(rng) + events_for(DAY, 400, listeners, rng, mix={"skip": 1.0})
     write_deltalake(delta.table_uri(RAW_USER_EVENTS), table(rows), partition_by=["event_date"])
-    write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), pa.table({"event_date": pa.array([DAY], pa.date32())}))
+    write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), ONE_DAY_OF_ENGAGEMENT,
+                    partition_by=["event_date"])  # as daily_engagement is: one partition a day
     result = materialize([incoming_events_drift], resources={"delta": delta},
                          selection=AssetSelection.checks(incoming_events_drift))  # fmt: skip
     verdicts = {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -139,8 +145,8 @@ def test_a_drift_warning_starts_a_retrain_once_with_its_reason(delta):
         listeners = [f"u{i}" for i in range(300)] + [f"new-{DAY}-{i}" for i in range(5)]
         rows = history(rng) + events_for(DAY, 400, listeners, rng, mix=mix)
         write_deltalake(delta.table_uri(RAW_USER_EVENTS), table(rows), partition_by=["event_date"], mode="overwrite")
-        write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), pa.table({"event_date": pa.array([DAY], pa.date32())}),
-                        mode="overwrite")  # fmt: skip
+        write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), ONE_DAY_OF_ENGAGEMENT,
+                        mode="overwrite", partition_by=["event_date"])  # fmt: skip
         assert materialize([incoming_events_drift], resources={"delta": delta}, instance=instance,
                            selection=AssetSelection.checks(incoming_events_drift)).success  # fmt: skip
 
@@ -193,7 +199,7 @@ def test_the_list_quality_check_warns_when_the_lists_narrow(delta):
     instance = DagsterInstance.ephemeral()
     write_deltalake(delta.table_uri(EPISODES), CATALOG)
     engagement = ENGAGEMENT.append_column("event_date", pa.array([DAY] * 20, pa.date32()))
-    write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), engagement)
+    write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), engagement, partition_by=["event_date"])
 
     def evaluate(top: dict[str, list[str]]):
         write_deltalake(delta.table_uri(FINAL_RECOMMENDATIONS), lists_table(top), mode="overwrite")

@@ -3,11 +3,9 @@ and a check beyond its threshold warns (it does not block: drift is a reason to 
 What each figure means and its threshold: lib/monitoring/drift.py."""
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from statistics import median
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckExecutionContext,
@@ -20,15 +18,24 @@ from dagster import (
     asset_check,
     multi_asset_check,
 )
+from deltalake import DeltaTable
 
 from podrec_assets.defs.resources import DeltaLakeResource, ModelStoreResource
 from podrec_assets.lib.lakehouse import read_table
 from podrec_assets.lib.monitoring.drift import PSI_WARN, TRAILING_DAYS, day_drift
 from podrec_assets.lib.serving.quality import list_quality, quality_shift
+from podrec_assets.lib.stats.global_stats import newest_event_day
 from podrec_assets.names import ALS_MODEL, DAILY_ENGAGEMENT, EPISODES, FINAL_RECOMMENDATIONS, RAW_USER_EVENTS
 
 DECAY_TOLERANCE = 0.10  # a new model may be this much below its predecessors' median nDCG@10 before it warns
 DECAY_HISTORY = 5  # predecessors compared with
+
+
+def _newest_day(uri: str, storage_options: dict | None) -> date | None:
+    """The newest `event_date` partition of a table (from the Delta log: no data read), or None."""
+    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+        return None
+    return newest_event_day(DeltaTable(uri, storage_options=storage_options))
 
 
 @multi_asset_check(
@@ -43,12 +50,11 @@ DECAY_HISTORY = 5  # predecessors compared with
 )
 def incoming_events_drift(delta: DeltaLakeResource) -> Iterator[AssetCheckResult]:
     options = delta.storage_options()
-    engagement = read_table(delta.table_uri(DAILY_ENGAGEMENT), ["event_date"], options)
-    if engagement is None or engagement.num_rows == 0:
+    day = _newest_day(delta.table_uri(DAILY_ENGAGEMENT), options)  # the newest closed day the graph has aggregated
+    if day is None:
         for name in ("event_mix_stable", "event_volume_in_band", "new_listener_share_in_band"):
             yield AssetCheckResult(check_name=name, passed=True, metadata={"note": "no closed day yet"})
         return
-    day = max(engagement.column("event_date").to_pylist())  # the newest closed day the graph has aggregated
     events = read_table(
         delta.table_uri(RAW_USER_EVENTS), ["event_date", "event_type", "device", "user_id"], options,
         [("event_date", ">=", day - timedelta(days=2 * TRAILING_DAYS)), ("event_date", "<=", day)],
@@ -108,10 +114,9 @@ def list_quality_stable(context: AssetCheckExecutionContext, delta: DeltaLakeRes
     catalog = read_table(delta.table_uri(EPISODES), ["episode_id", "show"], options)
     if lists is None or catalog is None:
         return AssetCheckResult(passed=True, metadata={"note": "no lists yet"})
-    engagement = read_table(delta.table_uri(DAILY_ENGAGEMENT), ["episode_id", "event_count", "event_date"], options)
-    if engagement is not None and engagement.num_rows:
-        newest = max(engagement.column("event_date").to_pylist())
-        engagement = engagement.filter(pc.greater(engagement.column("event_date"), pa.scalar(newest - timedelta(30))))
+    uri, newest = delta.table_uri(DAILY_ENGAGEMENT), _newest_day(delta.table_uri(DAILY_ENGAGEMENT), options)
+    last_30_days = [("event_date", ">", newest - timedelta(days=30))] if newest else None
+    engagement = read_table(uri, ["episode_id", "event_count"], options, last_30_days) if newest else None
     figures = list_quality(lists, catalog, engagement)
     before = None  # the figures of the newest earlier evaluation (this run's own is only planned)
     for record in context.instance.event_log_storage.get_asset_check_execution_history(LIST_QUALITY, limit=5):
