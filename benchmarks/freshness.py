@@ -262,7 +262,7 @@ def foldin_vs_retrain(rounds: int) -> None:
     from podrec_assets.lib.models.registry import ModelRegistry
     from podrec_assets.lib.models.training import read_split
 
-    registry = ModelRegistry(Path(os.environ["PODREC_MODEL_ROOT"]), "als")
+    registry = ModelRegistry(Path(os.environ["PODREC_MODEL_ROOT"]), "als", os.environ.get("MLFLOW_TRACKING_URI"))
     version = registry.current()
     if version is None:
         version = registry.versions()[-1]

@@ -58,7 +58,7 @@ def test_recommendations_reach_mongodb_with_reasons_and_respect_history(delta, m
     assert all(d["reason"] and d["model_version"] and d["generated_at"] for d in documents)
 
     # the lists come from the strategy the ranker's gate chose, and every reason says what produced its score
-    policy = serving_policy(resources["models"].root)
+    policy = serving_policy(resources["models"].root, resources["models"].tracking_uri)
     assert {d["strategy"] for d in documents if d["user_id"] != COLD_START_USER} == {policy.strategy}
     assert policy.strategy in {"ranker", "als", "hybrid"} and policy.ranker_version
     titles = {e["episode_id"]: e["title"] for e in read_table(delta.table_uri(EPISODES)).to_pylist()}

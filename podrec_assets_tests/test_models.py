@@ -122,19 +122,37 @@ def test_each_run_writes_a_new_version_and_never_touches_an_old_one(delta, resou
     split = read_split(registry.path(v2))
     assert int(split["held_out"].sum()) == fits["heldout"]["held_out_pairs"]
 
-    registry.promote(v1, reason="rollback in a test")  # rollback is one step
+    # MLflow is the system of record: the run's parameters, metrics, timings and tags; the champion alias serves.
+    client = registry.client
+    champion = client.get_model_version_by_alias("podrec-als", "champion")
+    assert champion.tags["podrec_version"] == v2 and champion.tags["gate_passed"] == "True"
+    run = client.get_run(champion.run_id)
+    assert run.data.params["rank"] == "64" and run.data.params["window_days"] == "365"
+    assert run.data.metrics["als.ndcg_at_10"] == pytest.approx(manifest["evaluation"]["metrics"]["als"]["ndcg@10"])
+    assert run.data.metrics["popularity.ndcg_at_10"] < run.data.metrics["als.ndcg_at_10"]
+    assert {"seconds.load", "seconds.refit", "train_pairs"} <= set(run.data.metrics)
+    assert run.data.tags["gate_passed"] == "True" and run.data.tags["podrec_version"] == v2
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/user_factors.parquet", "model/heldout", "model/pairs.parquet"} <= artifacts
+
+    registry.promote(v1, reason="rollback in a test")  # rollback is moving the alias
     assert registry.current() == v1
+    assert client.get_model_version_by_alias("podrec-als", "champion").tags["podrec_version"] == v1
 
 
 def test_quality_gate_keeps_a_model_worse_than_popularity_out(delta, resources, models):
     build_engagement(delta, resources, listening(shuffle_before=END - timedelta(days=3)))
     registry = models.registry("als")
+    champion = registry.new_version("00000000-champion", now=datetime(2000, 1, 1, tzinfo=UTC))
+    registry.staging(champion)
+    registry.publish(champion, {"version": champion, "gate": {"passed": True}})
+    registry.promote(champion, "the version serving before this run")
     result = materialize([als_model, als_recommendations, *als_recommendations_checks], resources=resources,
                          raise_on_error=False)  # fmt: skip
     (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "beats_popularity"]
     assert not check.passed, check.metadata
-    assert len(registry.versions()) == 1 and registry.current() is None  # written, kept, not promoted
-    assert not registry.manifest(registry.versions()[0])["gate"]["passed"]
+    assert len(registry.versions()) == 2 and registry.current() == champion  # registered, kept, alias not moved
+    assert not registry.manifest(registry.versions()[1])["gate"]["passed"]
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"als_model"}  # the blocking check stopped als_recommendations
 

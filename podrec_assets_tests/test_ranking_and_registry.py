@@ -1,4 +1,7 @@
-"""Pure unit tests: top-N scoring with exclusions, the promotion rule, and the model registry on disk."""
+"""Pure unit tests: top-N scoring with exclusions, the promotion rule, and the model registry (a real MLflow
+SQLite store in a temporary folder)."""
+
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -6,7 +9,7 @@ import pytest
 from podrec_assets.defs.models.assets import gate
 from podrec_assets.lib.models.factors import Factors
 from podrec_assets.lib.models.ranking import best_k, pair_matrix, popularity, rank_with_factors, top_n
-from podrec_assets.lib.models.registry import ModelRegistry, read_ids, write_ids
+from podrec_assets.lib.models.registry import ModelRegistry, RunRecord, flatten, numeric, read_ids, write_ids
 
 
 def test_top_n_orders_by_score_skips_excluded_and_pads():
@@ -56,13 +59,23 @@ def test_gate_needs_a_better_ndcg_and_enough_users():
 
 
 def test_registry_versions_are_never_overwritten_and_promotion_is_logged(tmp_path):
+    """The registry is a real MLflow store (SQLite under tmp_path): versions, the champion alias, rollback."""
     registry = ModelRegistry(tmp_path, "als")
     version = registry.new_version("0123abcd-ffff")
     staged = registry.staging(version)
     write_ids(staged / "user_ids.parquet", "user_id", ["b", "a"])
-    registry.publish(version, {"version": version})
-    assert registry.versions() == [version] and registry.current() is None
+    record = RunRecord({"rank": 64, "alpha": 2.0}, numeric(flatten({"als": {"ndcg@10": 0.25}})), {"why": "test"})
+    registry.publish(version, {"version": version, "gate": {"passed": True}}, record)
+    assert registry.versions() == [version] and registry.current() is None  # registered, not promoted
     assert read_ids(registry.path(version) / "user_ids.parquet", "user_id") == ["b", "a"]
+    assert registry.manifest(version) == {"version": version, "gate": {"passed": True}}
+    assert not staged.exists()  # logged to MLflow, the staging folder is gone
+
+    run = registry.client.get_run(registry.client.get_model_version("podrec-als", "1").run_id)
+    assert run.data.params == {"rank": "64", "alpha": "2.0"}
+    assert run.data.metrics == {"als.ndcg_at_10": 0.25}
+    assert run.data.tags["why"] == "test" and run.data.tags["podrec_version"] == version
+    assert run.info.run_name == version and run.info.status == "FINISHED"
 
     registry.staging(version)
     with pytest.raises(FileExistsError):
@@ -75,4 +88,23 @@ def test_registry_versions_are_never_overwritten_and_promotion_is_logged(tmp_pat
 
     registry.promote(version, "test")
     assert registry.current() == version
-    assert '"reason": "test"' in (registry.folder / "promotions.jsonl").read_text()
+    assert str(registry.client.get_model_version_by_alias("podrec-als", "champion").version) == "1"
+
+    later = registry.new_version("4567cdef-ffff", now=datetime(2099, 1, 1, tzinfo=UTC))
+    registry.staging(later)
+    registry.publish(later, {"version": later})
+    registry.promote(later, "newer")
+    registry.promote(version, "rollback")  # rolling back is moving the alias
+    assert registry.current() == version and registry.versions() == [version, later]
+    assert [(p["version"], p["reason"], p["replaced"]) for p in registry.promotions()] == [
+        (later, "newer", version),
+        (version, "rollback", later),
+    ]
+
+
+def test_flatten_and_numeric_make_mlflow_params_and_metrics():
+    assert flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": 2}) == {"a.b": 1, "a.c.d": "x", "e": 2}
+    assert numeric({"ndcg@10": 0.5, "n": 3, "ok": True, "name": "x", "bad": float("nan")}) == {
+        "ndcg_at_10": 0.5,
+        "n": 3.0,
+    }

@@ -88,12 +88,17 @@ class DeltaLakeResource(ConfigurableResource):
 
 
 class ModelStoreResource(ConfigurableResource):
-    """Where versioned models live (a folder the Spark server sees too; see models/registry.py)."""
+    """The model registry (MLflow; see lib/models/registry.py) and the local folder versions are built in (one the
+    Spark server sees too)."""
 
     root: str = Field(description="env PODREC_MODEL_ROOT")
+    tracking_uri: str | None = Field(
+        default=None,
+        description="env MLFLOW_TRACKING_URI (an MLflow server); unset: SQLite at $PODREC_MODEL_ROOT/mlflow.db",
+    )
 
     def registry(self, name: str) -> ModelRegistry:
-        return ModelRegistry(Path(self.root), name)
+        return ModelRegistry(Path(self.root), name, self.tracking_uri)
 
 
 class CatalogResource(ConfigurableResource):
@@ -157,7 +162,9 @@ def build_resources(resolved: bool = False) -> dict:
         "delta": DeltaLakeResource(
             root=env("PODREC_DELTA_ROOT"), aws_endpoint_url=optional("AWS_ENDPOINT_URL")
         ),
-        "models": ModelStoreResource(root=env("PODREC_MODEL_ROOT")),
+        "models": ModelStoreResource(
+            root=env("PODREC_MODEL_ROOT"), tracking_uri=optional("MLFLOW_TRACKING_URI")
+        ),
         "catalog": CatalogResource(
             sources=optional("PODREC_CATALOG_SOURCES") or "sample",
             rss_feeds=optional("PODREC_RSS_FEEDS") or "",

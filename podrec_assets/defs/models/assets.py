@@ -22,6 +22,7 @@ from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
 from podrec_assets.lib.models.evaluation import fit_and_evaluate, temporal_holdout, timed
 from podrec_assets.lib.models.factors import index_ids, training_rows
 from podrec_assets.lib.models.recommend import recommend_all_users
+from podrec_assets.lib.models.registry import RunRecord, flatten, numeric
 from podrec_assets.lib.models.training import engagement_window, load_interactions, save_version
 from podrec_assets.names import ALS_MODEL, ALS_RECOMMENDATIONS, DAILY_ENGAGEMENT, SPARK_POOL
 
@@ -68,8 +69,8 @@ def gate(ndcg_model: float, ndcg_popularity: float, users: int, min_users: int) 
     pool=SPARK_POOL,
     description="Implicit ALS trained on daily_engagement over a window. Each run fits once without each user's "
     "newest pairs (the held-out fit: it chooses the parameters and is judged against popularity), then refits the "
-    "chosen parameters on every pair (the serving fit), and writes both as a new version under "
-    "$PODREC_MODEL_ROOT/als/<version>/, promoted to CURRENT only if the held-out fit beats popularity on nDCG.",
+    "chosen parameters on every pair (the serving fit), and logs both as an MLflow run and a version of the registered "
+    "model podrec-als, which gets the `champion` alias (and serves) only if the held-out fit beats popularity on nDCG.",
     check_specs=[
         AssetCheckSpec(
             "beats_popularity",
@@ -115,6 +116,28 @@ def als_model(
 
     registry = models.registry("als")
     version = registry.new_version(context.run.run_id)
+    record = RunRecord(
+        params={**params.model_dump(), **config.model_dump(exclude={"params", "candidate_params"})},
+        metrics=numeric(
+            {
+                **flatten(evaluation.metrics),
+                **{f"seconds.{phase.removesuffix('_s')}": s for phase, s in timings.items()},
+                "users_evaluated": evaluation.users_evaluated,
+                "users": len(ids.user_ids),
+                "episodes": len(ids.episode_ids),
+                "train_pairs": evaluation.train_pairs,
+                "held_out_pairs": evaluation.held_out_pairs,
+                "serving_train_pairs": len(serving_rows),
+            }
+        ),
+        tags={
+            "dagster_run_id": context.run.run_id,
+            "gate_passed": str(passed),
+            "gate_verdict": verdict,
+            "daily_engagement_version": str(data_version),
+            "window": f"{window[0]}..{window[1]}",
+        },
+    )
     with timed(timings, "save_s"):
         path = save_version(
             registry,
@@ -165,6 +188,7 @@ def als_model(
                 },
                 "gate": {"passed": passed, "verdict": verdict},
             },
+            record=record,
         )
     if passed:
         registry.promote(version, reason=verdict)
@@ -174,6 +198,7 @@ def als_model(
     yield MaterializeResult(
         metadata={
             "version": version,
+            "mlflow_model_version": registry.mlflow_version(version),
             "path": MetadataValue.path(str(path)),
             "promoted": passed,
             "current_version": registry.current() or "",
@@ -211,7 +236,7 @@ class AlsRecommendationsConfig(Config):
 @asset(
     name=ALS_RECOMMENDATIONS,
     deps=[ALS_MODEL],
-    description="Top-N episodes per user from the CURRENT ALS model; no episode the user ever engaged with "
+    description="Top-N episodes per user from the champion ALS model; no episode the user ever engaged with "
     "(heard, skipped, rated) is included. Replaced as a whole on each run.",
 )
 def als_recommendations(

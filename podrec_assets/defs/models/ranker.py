@@ -23,6 +23,7 @@ from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
 from podrec_assets.lib.models.evaluation import timed
 from podrec_assets.lib.models.factors import index_ids, training_rows
 from podrec_assets.lib.models.recommend import AlsModel, read_model
+from podrec_assets.lib.models.registry import RunRecord, flatten, numeric
 from podrec_assets.lib.models.training import load_interactions, read_split
 from podrec_assets.lib.ranking.candidates import RecallConfig
 from podrec_assets.lib.ranking.catalog import align_model, build_catalog
@@ -113,9 +114,10 @@ def _day_end(day: date) -> float:
     deps=[ALS_MODEL, DAILY_ENGAGEMENT, EPISODES, TRANSCRIPT_EMBEDDINGS, EPISODE_SIMILARITY],
     pool=SPARK_POOL,
     description="LightGBM LambdaRank over candidates from ALS, content, popularity and new episodes (ranking/), "
-    "trained with labels from time splits of the current ALS version's window. Each run writes a new version "
-    "under $PODREC_MODEL_ROOT/ranker/<version>/; it is promoted (and serves) only if, judged on held-out listeners, "
-    "it beats ALS alone and the hybrid; otherwise the better of those two serves (serving/policy.py).",
+    "trained with labels from time splits of the champion ALS version's window. Each run is an MLflow run and a "
+    "version of the registered model podrec-ranker; it gets the `champion` alias (and serves) only if, judged on "
+    "held-out listeners, it beats ALS alone and the hybrid; otherwise the better of those two serves "
+    "(serving/policy.py).",
     check_specs=[
         AssetCheckSpec(
             "beats_als_and_hybrid",
@@ -225,6 +227,24 @@ def ranker_model(
     version = registry.new_version(context.run.run_id)
     staged = registry.staging(version)
     ranker.save(staged)
+    record = RunRecord(
+        params=flatten(config.model_dump()),
+        metrics=numeric(
+            {
+                **flatten(gate.metrics),
+                **{f"seconds.{phase.removesuffix('_s')}": s for phase, s in timings.items()},
+                "listeners_judged": gate.gate_listeners,
+                "training_rows": gate.train_rows,
+            }
+        ),
+        tags={
+            "dagster_run_id": context.run.run_id,
+            "als_version": als_version,
+            "gate_passed": str(gate.passed),
+            "gate_verdict": gate.verdict,
+            "serving_policy": gate.policy,
+        },
+    )
     path = registry.publish(
         version,
         {
@@ -251,6 +271,7 @@ def ranker_model(
             },
             "phase_seconds": {k: round(v, 2) for k, v in timings.items()},
         },
+        record,
     )
     if gate.passed:
         registry.promote(version, reason=gate.verdict)
@@ -259,6 +280,7 @@ def ranker_model(
     yield MaterializeResult(
         metadata={
             "version": version,
+            "mlflow_model_version": registry.mlflow_version(version),
             "path": MetadataValue.path(str(path)),
             "promoted": gate.passed,
             "serving_strategy": gate.policy,

@@ -104,7 +104,7 @@ def serving_context(
     )
     if episodes is None:
         raise Failure("episodes must be materialized first: nothing can be recommended without a catalog")
-    policy = serving_policy(models.root)
+    policy = serving_policy(models.root, models.tracking_uri)
     model = None
     if policy.als_version:
         model = read_model(models.registry("als").path(policy.als_version), policy.als_version)

@@ -55,9 +55,9 @@ def _when(value: object) -> datetime | None:
     return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def registry_view(model_root: str | Path, name: str) -> RegistryView:
-    """Every version of registry `name` under `model_root` with its gate and metrics; empty if there is none."""
-    registry = ModelRegistry(Path(model_root), name)
+def registry_view(model_root: str | Path, name: str, tracking_uri: str | None = None) -> RegistryView:
+    """Every version of registry `name` with its gate and metrics; empty if there is none."""
+    registry = ModelRegistry(Path(model_root), name, tracking_uri)
     current = registry.current()
     rows, metric_rows, unreadable = [], [], []
     for version in registry.versions():

@@ -17,11 +17,13 @@ class DashboardSettings:
     model_root: str
     dagster_home: str
     aws_endpoint_url: str | None = None
+    tracking_uri: str | None = None  # MLFLOW_TRACKING_URI; unset: the registry's SQLite file under model_root
 
     @classmethod
     def from_env(cls) -> DashboardSettings:
         """MONGO_URI, MONGO_DB, PODREC_DELTA_ROOT, PODREC_MODEL_ROOT, DAGSTER_HOME (and AWS_ENDPOINT_URL for an
-        S3-compatible Delta root), read now: a change of the environment is seen by the next call."""
+        S3-compatible Delta root, MLFLOW_TRACKING_URI for an MLflow server), read now: a change of the environment is
+        seen by the next call."""
         apply_local_defaults()
         env = os.environ
         return cls(
@@ -31,6 +33,7 @@ class DashboardSettings:
             model_root=env["PODREC_MODEL_ROOT"],
             dagster_home=env["DAGSTER_HOME"],
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
         )
 
     def table_uri(self, name: str) -> str:

@@ -1,94 +1,244 @@
-"""Versioned models on disk: every training run writes a new folder, none is ever overwritten, and a `CURRENT` file
-names the promoted one.
+"""Versioned models, with MLflow as the system of record (docs/design.md, "Models in MLflow").
 
-    <root>/als/<version>/        user_factors.parquet, item_factors.parquet, user_ids.parquet, episode_ids.parquet,
-                                 manifest.json (params, metrics, training data versions, gate verdict)
-    <root>/als/CURRENT           the promoted version (replaced atomically)
-    <root>/als/promotions.jsonl  every promotion and rollback, appended
+Every training run is an MLflow run in the experiment `podrec-<name>` (its parameters, metrics, timings, tags and
+its files as artifacts) and a version of the registered model `podrec-<name>`, tagged with podrec's own version
+label (`20261121T093000Z-1a2b3c4d`: when it was trained, then the Dagster run; sortable, and what the lists and
+impressions carry). Promotion is the registered model's `champion` alias; rolling back is moving it
+(`podrec models promote <version>`). What serves reads the alias.
 
-A version is built in a hidden staging folder and renamed into place, so a crash never leaves half a version.
-Rolling back is promoting an earlier version: `podrec models promote <version>`.
+The store is `tracking_uri` (MLFLOW_TRACKING_URI for a server), by default a SQLite database beside the local
+folder `root`, which also holds the staging folders: a version is built in a hidden folder there (the Spark server
+writes to it too), then logged as artifacts, so a crash never registers half a version.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a progress bar per manifest read
+
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.artifacts import download_artifacts  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+
 MANIFEST = "manifest.json"
+MODEL_ARTIFACTS = "model"  # the run's artifact folder holding the version's files
+CHAMPION = "champion"  # the alias that serves
+VERSION_TAG = "podrec_version"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What MLflow shows of a training run besides its files: flat parameters, numeric metrics, tags."""
+
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: MLflow's parameters and metrics are flat."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def numeric(values: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a flat dict (MLflow metric names allow `@`, `.`, `_` and `-`)."""
+    return {
+        key.replace("@", "_at_"): float(v)
+        for key, v in values.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 @dataclass(frozen=True)
 class ModelRegistry:
     root: Path
     name: str = "als"
+    tracking_uri: str | None = None  # None: SQLite at <root>/mlflow.db, artifacts under <root>/mlflow-artifacts
+
+    @property
+    def model_name(self) -> str:
+        return f"podrec-{self.name}"
+
+    @property
+    def uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{Path(self.root).resolve() / 'mlflow.db'}"
 
     @property
     def folder(self) -> Path:
+        """Local scratch: staging folders, and downloads of versions whose artifacts live on a server."""
         return Path(self.root) / self.name
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        if self.tracking_uri is None:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def _experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(self.model_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        # A local store keeps artifacts beside its database; a server decides where its artifacts go.
+        location = (Path(self.root).resolve() / "mlflow-artifacts").as_uri() if self.tracking_uri is None else None
+        try:
+            return self.client.create_experiment(self.model_name, artifact_location=location)
+        except MlflowException:  # created meanwhile by a concurrent run
+            experiment = self.client.get_experiment_by_name(self.model_name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
 
     def new_version(self, run_id: str, now: datetime | None = None) -> str:
         """Sortable by time, unique per run: 20261121T093000Z-1a2b3c4d."""
         return f"{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{run_id.replace('-', '')[:8]}"
 
-    def path(self, version: str) -> Path:
-        return self.folder / version
-
     def staging(self, version: str) -> Path:
-        """An empty hidden folder to build `version` in; `publish` moves it into place."""
+        """An empty hidden folder to build `version` in; `publish` logs it to MLflow."""
         path = self.folder / f".staging-{version}"
-        shutil.rmtree(
-            path, ignore_errors=True
-        )  # left by a crashed run with the same version: never published
+        shutil.rmtree(path, ignore_errors=True)  # left by a crashed run with the same version: never registered
         path.mkdir(parents=True)
         return path
 
-    def publish(self, version: str, manifest: dict) -> Path:
-        """Write the manifest and move the staged folder to its version name; fails if that version exists."""
-        staged = self.folder / f".staging-{version}"
-        (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-        final = self.path(version)
-        if final.exists():
+    def publish(self, version: str, manifest: dict, record: RunRecord | None = None) -> Path:
+        """Log the staged folder, the manifest and `record` as an MLflow run, and register it as a new model version
+        (not promoted). Fails if `version` is registered already: versions are never overwritten."""
+        if self._model_version(version) is not None:
             raise FileExistsError(f"model version {version} exists already; versions are never overwritten")
-        os.rename(staged, final)
-        return final
+        staged = self.folder / f".staging-{version}"
+        record = record or RunRecord({}, {}, {})
+        run = self.client.create_run(
+            self._experiment_id(), run_name=version, tags={**record.tags, VERSION_TAG: version}
+        )
+        run_id = run.info.run_id
+        try:
+            now = int(datetime.now(UTC).timestamp() * 1000)
+            self.client.log_batch(
+                run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in record.metrics.items()],
+                params=[Param(k, str(v)[:6000]) for k, v in record.params.items()],
+            )
+            (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+            self.client.log_artifacts(run_id, str(staged), MODEL_ARTIFACTS)
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+        self._ensure_registered_model()
+        self.client.create_model_version(
+            self.model_name,
+            f"{run.info.artifact_uri}/{MODEL_ARTIFACTS}",
+            run_id,
+            tags={VERSION_TAG: version, "gate_passed": str(bool((manifest.get("gate") or {}).get("passed")))},
+        )
+        shutil.rmtree(staged, ignore_errors=True)
+        return self.path(version)
+
+    def _ensure_registered_model(self) -> None:
+        try:
+            self.client.get_registered_model(self.model_name)
+        except MlflowException:
+            with suppress(MlflowException):  # registered meanwhile by a concurrent run
+                self.client.create_registered_model(self.model_name)
+
+    def _all_model_versions(self) -> list:
+        try:
+            return list(self.client.search_model_versions(f"name='{self.model_name}'"))
+        except MlflowException:
+            return []
+
+    def _model_version(self, version: str):
+        for model_version in self._all_model_versions():
+            if model_version.tags.get(VERSION_TAG) == version:
+                return model_version
+        return None
 
     def versions(self) -> list[str]:
-        if not self.folder.is_dir():
-            return []
-        return sorted(p.name for p in self.folder.iterdir() if p.is_dir() and (p / MANIFEST).is_file())
+        """podrec's labels of every registered version, oldest first."""
+        return sorted(v.tags[VERSION_TAG] for v in self._all_model_versions() if VERSION_TAG in v.tags)
+
+    def mlflow_version(self, version: str) -> str:
+        """The MLflow Model Registry's version number of podrec's `version`."""
+        found = self._model_version(version)
+        if found is None:
+            raise ValueError(f"no model version {version!r} in {self.model_name} ({self.uri})")
+        return str(found.version)
 
     def manifest(self, version: str) -> dict:
-        return json.loads((self.path(version) / MANIFEST).read_text())
+        found = self._model_version(version)
+        if found is None:
+            raise ValueError(f"no model version {version!r} in {self.model_name} ({self.uri})")
+        uri = f"{found.source}/{MANIFEST}"
+        return json.loads(Path(download_artifacts(artifact_uri=uri, tracking_uri=self.uri)).read_text())
+
+    def path(self, version: str) -> Path:
+        """A local folder with the version's files. A local store's artifacts are read where they are; a server's
+        are downloaded once into <root>/<name>/<version> (complete, or not there)."""
+        found = self._model_version(version)
+        if found is None:
+            raise ValueError(f"no model version {version!r} in {self.model_name} ({self.uri})")
+        source = str(found.source)
+        if source.startswith("file:") or source.startswith("/"):
+            return Path(download_artifacts(artifact_uri=source, tracking_uri=self.uri))
+        cached = self.folder / version
+        if not cached.is_dir():
+            partial = self.folder / f".download-{version}-{os.getpid()}"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            download_artifacts(artifact_uri=source, dst_path=str(partial), tracking_uri=self.uri)
+            os.replace(partial / MODEL_ARTIFACTS, cached)
+            shutil.rmtree(partial, ignore_errors=True)
+        return cached
 
     def current(self) -> str | None:
-        pointer = self.folder / "CURRENT"
-        return pointer.read_text().strip() or None if pointer.is_file() else None
+        """The version the `champion` alias points at (None before the first promotion)."""
+        try:
+            champion = self.client.get_model_version_by_alias(self.model_name, CHAMPION)
+        except MlflowException:
+            return None
+        return champion.tags.get(VERSION_TAG)
 
     def promote(self, version: str, reason: str) -> None:
-        """Make `version` the current model (atomic rename of the pointer) and log why."""
-        if version not in self.versions():
-            raise ValueError(f"no model version {version!r} under {self.folder}")
+        """Point the `champion` alias at `version`, and note on that version when, why and what it replaced."""
+        number = self.mlflow_version(version)
         previous = self.current()
-        pointer = self.folder / "CURRENT"
-        temporary = self.folder / f".CURRENT.{os.getpid()}"
-        temporary.write_text(version + "\n")
-        os.replace(temporary, pointer)
-        entry = {
-            "at": datetime.now(UTC).isoformat(),
-            "version": version,
-            "previous": previous,
-            "reason": reason,
-        }
-        with (self.folder / "promotions.jsonl").open("a") as log:
-            log.write(json.dumps(entry) + "\n")
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, number)
+        for key, value in {
+            "promoted_at": datetime.now(UTC).isoformat(),
+            "promotion_reason": reason,
+            "replaced": previous or "",
+        }.items():
+            self.client.set_model_version_tag(self.model_name, number, key, value)
+
+    def promotions(self) -> list[dict[str, str]]:
+        """Every version that was ever champion, with when, why and what it replaced, oldest first."""
+        rows = [
+            {"version": v.tags[VERSION_TAG], "at": v.tags["promoted_at"], "reason": v.tags.get("promotion_reason", ""),
+             "replaced": v.tags.get("replaced", "")}
+            for v in self._all_model_versions()
+            if VERSION_TAG in v.tags and "promoted_at" in v.tags
+        ]  # fmt: skip
+        return sorted(rows, key=lambda row: row["at"])
 
 
 def write_ids(path: Path, column: str, ids: list[str]) -> None:

@@ -16,7 +16,7 @@ from podrec_assets.lib.engagement.daily import DAILY_ENGAGEMENT_SPARK_SCHEMA, WE
 from podrec_assets.lib.lakehouse import date_filter, read_delta
 from podrec_assets.lib.models.evaluation import Evaluation
 from podrec_assets.lib.models.factors import EPISODE_IDX, USER_IDX, Factors, IdMapping, write_factors
-from podrec_assets.lib.models.registry import ModelRegistry, write_ids
+from podrec_assets.lib.models.registry import ModelRegistry, RunRecord, write_ids
 
 
 def engagement_window(
@@ -73,9 +73,11 @@ def save_version(
     ids: IdMapping,
     split: pd.DataFrame,
     manifest: dict,
+    record: RunRecord | None = None,
 ) -> Path:
-    """Both fits, the id mappings, the split and the manifest (params, metrics of both fits, data versions) into a
-    new, never-overwritten folder. Factors are stored as fetched: a version scores without Spark."""
+    """Both fits, the id mappings, the split and the manifest (params, metrics of both fits, data versions) as a
+    new, never-overwritten registered version (its MLflow run carries `record`). Factors are stored as fetched: a
+    version scores without Spark."""
     staged = registry.staging(version)
     write_factors(staged / "user_factors.parquet", serving[0])
     write_factors(staged / "item_factors.parquet", serving[1])
@@ -88,7 +90,7 @@ def save_version(
     frame = split[columns].copy()
     frame.attrs = {}  # Spark's toPandas leaves query metrics there, which Parquet metadata cannot hold
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), staged / PAIRS_FILE)
-    return registry.publish(version, manifest)
+    return registry.publish(version, manifest, record)
 
 
 def read_split(model_dir: Path) -> pd.DataFrame:

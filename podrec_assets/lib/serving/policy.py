@@ -1,6 +1,6 @@
 """Which strategy serves (ranking/strategies.py), decided from the model registries, in one place.
 
-- The promoted ranker serves if it was trained and judged against the current ALS version (its gate compared it
+- The champion ranker serves if it was trained and judged against the current ALS version (its gate compared it
   with that model's ALS-alone and hybrid lists).
 - Otherwise, if a ranker was judged against the current ALS version and failed its gate, the better of ALS alone
   and the hybrid on that judgement serves (what the gate recorded as its `policy`).
@@ -28,9 +28,10 @@ class Policy:
     ranker: Ranker | None = None
 
 
-def serving_policy(models_root: str | Path) -> Policy:
-    als = ModelRegistry(Path(models_root), ALS)
-    rankers = ModelRegistry(Path(models_root), RANKER)
+def serving_policy(models_root: str | Path, tracking_uri: str | None = None) -> Policy:
+    """Decided from the `champion` aliases of the registries at `tracking_uri` (see models/registry.py)."""
+    als = ModelRegistry(Path(models_root), ALS, tracking_uri)
+    rankers = ModelRegistry(Path(models_root), RANKER, tracking_uri)
     als_version = als.current() or ""
     if not als_version:
         return Policy("hybrid", "", "", "no ALS model is promoted: content similarity and popularity serve")

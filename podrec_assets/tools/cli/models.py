@@ -1,4 +1,5 @@
-"""`podrec models list|promote`: versioned ALS models and rankers (promote an older one to roll back)."""
+"""`podrec models list|promote`: the ALS and ranker versions in the MLflow Model Registry; promoting moves the
+`champion` alias (promote an older version to roll back)."""
 
 from __future__ import annotations
 
@@ -14,28 +15,32 @@ def models() -> None:
 
 @models.command("list")
 def models_list() -> None:
-    """ALS versions and ranker versions (* = current), their held-out nDCG@10 and gate, and what serves."""
+    """ALS versions and ranker versions (* = champion), MLflow's version number, their held-out nDCG@10 and gate,
+    and what serves."""
     from podrec_assets.lib.serving.policy import serving_policy
 
     registry = resources()["models"].registry("als")
     current = registry.current()
-    click.echo("als:")
+    click.echo(f"MLflow registry: {registry.uri}")
+    click.echo(f"als ({registry.model_name}):")
     for version in registry.versions():
         manifest = registry.manifest(version)
         ndcg = {m: v.get("ndcg@10") for m, v in manifest["evaluation"]["metrics"].items()}
         mark = "*" if version == current else " "
-        click.echo(f"{mark} {version}  nDCG@10 als {ndcg.get('als')} popularity {ndcg.get('popularity')}  "
+        click.echo(f"{mark} {version} (v{registry.mlflow_version(version)})  "
+                   f"nDCG@10 als {ndcg.get('als')} popularity {ndcg.get('popularity')}  "
                    f"gate {'passed' if manifest['gate']['passed'] else 'failed'}")  # fmt: skip
     rankers = resources()["models"].registry("ranker")
-    click.echo("ranker:")
+    click.echo(f"ranker ({rankers.model_name}):")
     for version in rankers.versions():
         manifest = rankers.manifest(version)
         ndcg = {m: v.get("ndcg@10") for m, v in manifest["gate"]["metrics"].items()}
         mark = "*" if version == rankers.current() else " "
-        click.echo(f"{mark} {version}  on als {manifest['als_version']}  nDCG@10 ranker {ndcg.get('ranker')} "
+        click.echo(f"{mark} {version} (v{rankers.mlflow_version(version)})  on als {manifest['als_version']}  "
+                   f"nDCG@10 ranker {ndcg.get('ranker')} "
                    f"als {ndcg.get('als')} hybrid {ndcg.get('hybrid')}  gate "
                    f"{'passed' if manifest['gate']['passed'] else 'failed'}")  # fmt: skip
-    policy = serving_policy(resources()["models"].root)
+    policy = serving_policy(resources()["models"].root, resources()["models"].tracking_uri)
     click.echo(f"serving: {policy.strategy} ({policy.why})")
 
 
@@ -44,11 +49,12 @@ def models_list() -> None:
 @click.option("--reason", default="promoted by hand", show_default=True)
 @click.option("--kind", type=click.Choice(["als", "ranker"]), default="als", show_default=True)
 def models_promote(version: str, reason: str, kind: str) -> None:
-    """Make VERSION the current model of its kind (rollback = promote an earlier version); then rerun
+    """Point the `champion` alias of VERSION's registered model at it (rollback = promote an earlier version); then
+    rerun
     final_recommendations and published_recommendations (and als_recommendations for ALS)."""
     registry = resources()["models"].registry(kind)
     try:
         registry.promote(version, reason)
     except ValueError as error:
         fail(str(error))
-    click.echo(f"current model: {registry.current()}")
+    click.echo(f"champion of {registry.model_name}: {registry.current()} (MLflow v{registry.mlflow_version(version)})")

@@ -189,7 +189,7 @@ def _summarize_models(delta) -> None:
     current = registry.current()
     if not registry.versions():
         return
-    click.echo(f"als models: {len(registry.versions())} version(s) in {registry.folder}; current: {current}")
+    click.echo(f"als models: {len(registry.versions())} version(s) in {registry.uri}; champion: {current}")
     newest = registry.manifest(registry.versions()[-1])
     evaluation = newest["evaluation"]
     click.echo(f"newest model {newest['version']} ({evaluation['protocol']}, {evaluation['users_evaluated']} users), "
@@ -202,7 +202,7 @@ def _summarize_models(delta) -> None:
     if rankers.versions():
         gate = rankers.manifest(rankers.versions()[-1])["gate"]
         click.echo(f"newest ranker {rankers.versions()[-1]}: {gate['verdict']}")
-    policy = serving_policy(resources()["models"].root)
+    policy = serving_policy(resources()["models"].root, resources()["models"].tracking_uri)
     click.echo(f"serving strategy: {policy.strategy} ({policy.why})")
 
 

@@ -25,10 +25,11 @@ DEFAULT_METRIC = "ndcg@10"
 def render() -> None:
     st.title("Models")
     source = common.settings()
-    als, ranker = registry_view(source.model_root, ALS), registry_view(source.model_root, RANKER)
+    als = registry_view(source.model_root, ALS, source.tracking_uri)
+    ranker = registry_view(source.model_root, RANKER, source.tracking_uri)
     policy, problem = None, None
     try:
-        policy = serving_policy(source.model_root)
+        policy = serving_policy(source.model_root, source.tracking_uri)
     except (
         Exception
     ) as error:  # a manifest or model file from another version of the code: say so, show the rest
@@ -40,7 +41,8 @@ def render() -> None:
     serving(policy, problem, arms)
     if als.versions.empty and ranker.versions.empty:
         common.nothing_yet(
-            f"No model trained yet: `{source.model_root}` holds no ALS or ranker version (the nightly "
+            f"No model trained yet: the MLflow registry ({source.tracking_uri or source.model_root}) holds no ALS or "
+            "ranker version (the nightly "
             "`als_training_schedule` trains both; `dg launch --assets als_model,ranker_model` does it now)."
         )
     else:
