@@ -17,7 +17,7 @@ help:
 	@echo "make test-fast     the unit tests only: no services, no Spark (about a minute)"
 	@echo "make lint          ruff, ty (on lib/), import-linter's layout contracts, dg check defs and dg list defs"
 	@echo "make dev           Dagster UI (webserver + daemon: sensors and schedules run) on :3000, the API on :8000,"
-	@echo "                   the dashboard on :8501"
+	@echo "                   the dashboard on :8501, the MLflow UI (model registry) on :5000"
 	@echo "make services-up   start Kafka (Tansu), MongoDB (SecantusDB), Spark Connect on 127.0.0.1"
 	@echo "make services-down stop everything this project started"
 	@echo "make bench         run the benchmarks in benchmarks/"
@@ -56,13 +56,14 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	@$(BIN)/python -m podrec_assets.tools.demo
 	@echo "The API:       http://127.0.0.1:8000/docs  (e.g. curl 127.0.0.1:8000/v1/users/<user_id>/recommendations)"
 	@echo "The dashboard: http://127.0.0.1:8501"
+	@echo "MLflow (training runs, the model registry, the champion alias): http://127.0.0.1:5000"
 	@echo "The Dagster UI, with its sensors and schedules running: make dev  (http://127.0.0.1:3000; Ctrl-C stops it)"
 	@echo "Stop everything: make services-down"
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/podrec services up --faces
-	@echo "API: http://127.0.0.1:8000/docs   dashboard: http://127.0.0.1:8501   Dagster: http://127.0.0.1:3000"
-	@echo "(Ctrl-C stops Dagster; make services-down stops the API, the dashboard and the services)"
+	@echo "API: http://127.0.0.1:8000/docs   dashboard: http://127.0.0.1:8501   MLflow: http://127.0.0.1:5000"
+	@echo "Dagster: http://127.0.0.1:3000 (Ctrl-C stops Dagster; make services-down stops the faces and the services)"
 	$(BIN)/dg dev --host 127.0.0.1 --port 3000
 
 test: install

@@ -18,9 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_KAFKA_PORT = 9092
 LOCAL_MONGO_PORT = 27017
 LOCAL_SPARK_CONNECT_PORT = 15002
-# The faces (`make dev`): the HTTP API and the dashboard.
+# The faces (`make dev`): the HTTP API, the dashboard and the MLflow UI over the model registry.
 LOCAL_API_PORT = 8000
 LOCAL_DASHBOARD_PORT = 8501
+LOCAL_MLFLOW_PORT = 5000
 
 
 # First day of the daily partitions (engagement). Events before it are kept in raw_user_events but not aggregated.
@@ -39,7 +40,7 @@ def podrec_home() -> Path:
 def local_port(role: str) -> int:
     """Port of a local server (kafka, mongo, spark); PODREC_LOCAL_<ROLE>_PORT moves it, e.g. for the tests."""
     defaults = {"kafka": LOCAL_KAFKA_PORT, "mongo": LOCAL_MONGO_PORT, "spark": LOCAL_SPARK_CONNECT_PORT,
-                "api": LOCAL_API_PORT, "dashboard": LOCAL_DASHBOARD_PORT}  # fmt: skip
+                "api": LOCAL_API_PORT, "dashboard": LOCAL_DASHBOARD_PORT, "mlflow": LOCAL_MLFLOW_PORT}  # fmt: skip
     return int(os.environ.get(f"PODREC_LOCAL_{role.upper()}_PORT", defaults[role]))
 
 

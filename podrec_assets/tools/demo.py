@@ -39,7 +39,7 @@ def stages(bin_dir: Path, users: int = 300) -> list[Stage]:
         return [dg, "launch", "--assets", assets, *extra]
 
     return [  # fmt: off
-        Stage("services", [[podrec, "services", "up", "--faces"]]),  # Kafka, MongoDB, Spark, the API, the dashboard
+        Stage("services", [[podrec, "services", "up", "--faces"]]),  # services, then API, dashboard, MLflow
         # the catalog first: the event generator draws episodes from its MongoDB mirror
         Stage("catalog", [launch("episodes")], True),
         Stage("events", [

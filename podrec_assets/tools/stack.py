@@ -142,8 +142,8 @@ def _http_healthy(path: str) -> Callable[[str], None]:
     return check
 
 
-def _face_command(command: str) -> Callable[[int, Path], list[str]]:
-    return lambda port, home: [sys.executable, "-m", "podrec_assets.tools.cli", command, "--port", str(port)]
+def _face_command(*command: str) -> Callable[[int, Path], list[str]]:
+    return lambda port, home: [sys.executable, "-m", "podrec_assets.tools.cli", *command, "--port", str(port)]
 
 
 # The faces: started by `podrec services up --faces` (make dev, make demo) after the services they read, stopped
@@ -153,6 +153,8 @@ FACES = {
                        60),
     "dashboard": ServiceSpec("dashboard", "", lambda p: f"http://{HOST}:{p}", _face_command("dashboard"),
                              _http_healthy("/_stcore/health"), 90),
+    "mlflow": ServiceSpec("mlflow", "", lambda p: f"http://{HOST}:{p}", _face_command("models", "ui"),
+                          _http_healthy("/health"), 90),
 }  # fmt: skip
 
 
@@ -247,9 +249,14 @@ class LocalStack:
         return self.status(probe=False)  # every service just answered
 
     def up_faces(self, log: Callable[[str], None] = print) -> list[ServiceStatus]:
-        """The API and the dashboard, on top of the services they read (started first). Idempotent."""
+        """The API, the dashboard and the MLflow UI, on top of the services they read (started first). Idempotent."""
         self.up(list(SERVICES), log)
-        return self.up(list(FACES), log)
+        faces = list(FACES)
+        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+        if tracking_uri.startswith(("http://", "https://")):  # an MLflow server: it is the registry's UI
+            log(f"mlflow: using external {tracking_uri}")
+            faces.remove("mlflow")
+        return self.up(faces, log)
 
     def down(self, log: Callable[[str], None] = print) -> None:
         for role in [*FACES, *SERVICES]:  # the faces first: they read the services

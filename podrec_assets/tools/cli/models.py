@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from podrec_assets.tools.cli.common import fail, resources
@@ -58,3 +61,24 @@ def models_promote(version: str, reason: str, kind: str) -> None:
     except ValueError as error:
         fail(str(error))
     click.echo(f"champion of {registry.model_name}: {registry.current()} (MLflow v{registry.mlflow_version(version)})")
+
+
+@models.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="bind address (loopback unless you mean it)")
+@click.option("--port", default=5000, show_default=True)
+def models_ui(host: str, port: int) -> None:
+    """The MLflow UI over the model registry: runs, their parameters, metrics and files, the versions and which one
+    is `champion`. With MLFLOW_TRACKING_URI set, that server is the UI: open it instead."""
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if tracking_uri and tracking_uri.startswith(("http://", "https://")):
+        fail(f"MLFLOW_TRACKING_URI={tracking_uri} is an MLflow server: its UI is there")
+    store = resources()["models"].registry("als").uri
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", store,
+        "--host", host, "--port", str(port),
+        "--workers", "1",
+    ]  # fmt: skip
+    click.echo(f"MLflow UI over {store} on http://{host}:{port} (Ctrl-C stops it)", err=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # the process becomes the server: a signal reaches it directly
