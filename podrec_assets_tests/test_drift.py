@@ -166,6 +166,36 @@ def test_a_drift_warning_starts_a_retrain_once_with_its_reason(delta):
     assert not tick(fired.cursor).run_requests  # the same warning starts nothing again
 
 
+def test_an_online_hit_rate_decay_starts_a_retrain_and_a_jump_does_not(delta):
+    from dagster import DagsterInstance, build_sensor_context
+
+    from podrec_assets.defs.feedback.assets import hit_rate_in_band, online_hit_rate
+    from podrec_assets.defs.monitoring.sensors import RETRAIN_REASON_TAG, drift_retrain_sensor
+    from podrec_assets.names import ONLINE_HIT_RATE
+
+    instance = DagsterInstance.ephemeral()
+
+    def judge(newest: float) -> None:
+        rows = [{"day": date(2026, 4, d), "model_version": "v1", "strategy": "served", "arm": "main",
+                 "impressions": 1000, "hits": 300 + (d % 3) * 10} for d in range(1, 11)]  # fmt: skip
+        rows.append({"day": date(2026, 4, 11), "model_version": "v2", "strategy": "served", "arm": "main",
+                     "impressions": 1000, "hits": int(newest * 1000)})  # fmt: skip
+        frame = pa.Table.from_pylist(rows)
+        frame = frame.append_column("hit_rate", pa.compute.divide(pa.compute.cast(frame["hits"], pa.float64()),
+                                                                  frame["impressions"]))  # fmt: skip
+        write_deltalake(delta.table_uri(ONLINE_HIT_RATE), frame, mode="overwrite", schema_mode="overwrite")
+        assert materialize([online_hit_rate, hit_rate_in_band], resources={"delta": delta}, instance=instance,
+                           selection=AssetSelection.checks(hit_rate_in_band)).success  # fmt: skip
+
+    judge(0.60)  # twice the usual rate: out of band, but good news
+    jump = drift_retrain_sensor(build_sensor_context(instance=instance))
+    assert not jump.run_requests
+    judge(0.05)  # listeners stopped playing what they are shown
+    (request,) = drift_retrain_sensor(build_sensor_context(instance=instance, cursor=jump.cursor)).run_requests
+    assert request.tags["podrec/retrain_check"] == "hit_rate_in_band" and "2026-04-11" in request.run_key
+    assert '"arms_below_band": ["main"]' in request.tags[RETRAIN_REASON_TAG]
+
+
 def lists_table(top: dict[str, list[str]]) -> pa.Table:
     rows = [{"user_id": u, "rank": r, "episode_id": e}
             for u, episodes in top.items() for r, e in enumerate(episodes, 1)]  # fmt: skip

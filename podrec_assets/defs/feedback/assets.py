@@ -109,8 +109,11 @@ def hit_rate_in_band(delta: DeltaLakeResource) -> AssetCheckResult:
         return AssetCheckResult(passed=True, metadata={"note": "no judged impressions yet"})
     verdicts = newest_day_in_band(table.to_pandas())
     outside = sorted(arm for arm, v in verdicts.items() if v["judged"] and not v["in_band"])
+    below = sorted(arm for arm in outside if verdicts[arm]["below_band"])  # a decay: drift_retrain_sensor retrains
+    days = [v["day"] for v in verdicts.values() if v["judged"]]
     return AssetCheckResult(
         passed=not outside, severity=AssetCheckSeverity.WARN,
         metadata={"arms": MetadataValue.json(verdicts), "arms_outside_band": MetadataValue.json(outside),
+                  "arms_below_band": MetadataValue.json(below), "day": max(days) if days else "",
                   **{f"hit_rate_{arm}": v["hit_rate"] for arm, v in verdicts.items()}},
     )  # fmt: skip

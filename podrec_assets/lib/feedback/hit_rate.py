@@ -116,5 +116,6 @@ def newest_day_in_band(rates: pd.DataFrame, min_days: int = 7) -> dict[str, dict
             continue
         low, high = band(earlier)
         verdicts[str(arm)] = {"judged": True, "hit_rate": round(newest, 4), "band": [round(low, 4), round(high, 4)],
-                              "in_band": low <= newest <= high, "day": str(daily.index[-1])}  # fmt: skip
+                              "in_band": low <= newest <= high, "below_band": newest < low,
+                              "day": str(daily.index[-1])}  # fmt: skip
     return verdicts
