@@ -38,7 +38,7 @@ def pytest_configure(config) -> None:
 # Tiers: a test that uses any of these fixtures needs the real local services (integration); `e2e` is marked by its
 # module; everything else is a unit test and needs no service at all (`make test-fast` runs only those).
 SERVICE_FIXTURES = {"stack", "spark_remote", "spark", "pyspark_resource", "topic", "kafka", "mongo", "db",
-                    "serving_graph", "graph"}  # fmt: skip
+                    "serving_graph", "graph", "postgres"}  # fmt: skip
 
 
 def pytest_collection_modifyitems(items) -> None:

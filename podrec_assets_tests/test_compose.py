@@ -84,3 +84,19 @@ def test_secrets_come_only_from_the_environment_and_must_be_set():
         assert uses and set(uses) == {":?"}, f"{name} must always be ${{{name}:?...}}"
     for service in SERVICES.values():
         assert all(port.startswith("127.0.0.1:") for port in service.get("ports", []))
+
+
+def test_compose_names_the_production_services():
+    assert "apache/kafka" in SERVICES["kafka"]["image"]
+    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert SERVICES["mongo"]["image"].startswith("mongo:")
+    assert SERVICES["postgres"]["image"].startswith("postgres:")
+    assert "dagster-webserver" in SERVICES["dagster-webserver"]["command"]
+    assert SERVICES["dagster-daemon"]["command"][:2] == ["dagster-daemon", "run"]
+    assert "podrec_assets.definitions" in SERVICES["podrec-code"]["command"]
+
+
+def test_production_instance_uses_postgres_and_no_telemetry():
+    instance = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+    assert "postgres" in instance["storage"]  # run for real against PostgreSQL in test_dagster_postgres.py
+    assert yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["telemetry"]["enabled"] is False

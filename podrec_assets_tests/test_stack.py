@@ -6,12 +6,9 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
-from podrec_assets.lib.settings import REPO_ROOT
 from podrec_assets.tools.stack import LocalStack, ServiceError, _process_start_ticks
 from podrec_assets_tests.conftest import free_port
 
@@ -117,35 +114,3 @@ def test_mongo_wire_server_answers(mongo):
         db = mongo.db(client)
         db.probe.insert_one({"_id": "a", "n": 1})
         assert db.probe.find_one({"_id": "a"})["n"] == 1
-
-
-# -- production stack ------------------------------------------------------------------------------------------------
-COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
-
-
-def test_compose_names_the_production_services():
-    services = COMPOSE["services"]
-    assert "apache/kafka" in services["kafka"]["image"]
-    assert (
-        services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    )  # KRaft, no ZooKeeper
-    assert services["mongo"]["image"].startswith("mongo:")
-    assert services["postgres"]["image"].startswith("postgres:")
-    assert "dagster-webserver" in services["dagster-webserver"]["command"]
-    assert services["dagster-daemon"]["command"][:2] == ["dagster-daemon", "run"]
-    assert "podrec_assets.definitions" in services["podrec-code"]["command"]
-
-
-def test_compose_binds_every_port_to_loopback_and_keeps_secrets_out():
-    for name, service in COMPOSE["services"].items():
-        for port in service.get("ports", []):
-            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
-    text = (REPO_ROOT / "docker-compose.yml").read_text()
-    assert "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?" in text and "password123" not in text
-
-
-def test_production_instance_uses_postgres():
-    instance = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
-    assert "postgres" in instance["storage"]
-    assert yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["telemetry"]["enabled"] is False
-    assert Path(REPO_ROOT / "deploy" / "Dockerfile").exists()
