@@ -30,6 +30,7 @@ GLOBAL_STATS = "global_stats"  # asset and MongoDB collection
 USER_RECOMMENDATIONS = "user_recommendations"  # what listeners get (the API reads it)
 ALS_TOP_N = "als_top_n"  # ALS alone, served beside the final lists for comparison
 STATS_CURSORS = "stats_cursors"  # how far each incremental consumer has read raw_user_events
+USER_EPISODE_RATINGS = "user_episode_ratings"  # each (listener, episode)'s latest rating: what a re-rating replaces
 
 # --- Kafka topics (defaults; the environment names the real ones) --------------------------------------------------
 EVENTS_TOPIC = "user-events"  # PODREC_EVENTS_TOPIC

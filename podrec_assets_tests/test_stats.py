@@ -30,9 +30,16 @@ from podrec_assets.lib.stats.aggregate import DocIncrement, load_catalog
 from podrec_assets.lib.stats.batches import UnsupportedTableChange
 from podrec_assets.lib.stats.global_stats import compute_global_stats, write_global_stats
 from podrec_assets.lib.stats.incremental import STREAM, StreamMismatch, update_user_stats
-from podrec_assets.lib.stats.keys import MAX_KEY_LENGTH, affinity_id, safe_key
+from podrec_assets.lib.stats.keys import MAX_KEY_LENGTH, affinity_id, rating_id, safe_key
 from podrec_assets.lib.stats.store import CURSORS, apply_increments
-from podrec_assets.names import EPISODES, GLOBAL_STATS, RAW_USER_EVENTS, USER_AFFINITIES, USER_STATS
+from podrec_assets.names import (
+    EPISODES,
+    GLOBAL_STATS,
+    RAW_USER_EVENTS,
+    USER_AFFINITIES,
+    USER_EPISODE_RATINGS,
+    USER_STATS,
+)
 from podrec_assets_tests.helpers import write_raw_events
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,9 +90,20 @@ def make_events(n: int, prefix: str, start: datetime, seed: int) -> list[dict]:
 START = datetime(2025, 3, 10, tzinfo=UTC)
 
 
+def latest_ratings(frame: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """Each (user, episode)'s latest rating: the greatest (ts, event_id), ts at full resolution."""
+    latest: dict = {}
+    for e in frame[(frame["event_type"] == "rate") & frame["rating"].notna()].itertuples():
+        key = (e.user_id, e.episode_id)
+        if key not in latest or (e.ts, e.event_id) > latest[key][:2]:
+            latest[key] = (e.ts, e.event_id, int(e.rating))
+    return {key: rating for key, (_, _, rating) in latest.items()}
+
+
 def recompute(delta, catalog: dict | None) -> tuple[dict, dict]:
     """user_stats and user_affinities from scratch: pandas over the whole raw table, row by row."""
     frame = DeltaTable(delta.table_uri(RAW_USER_EVENTS)).to_pandas()
+    ratings = latest_ratings(frame)
     frame["ts"] = [t.to_pydatetime() for t in frame["ts"].dt.floor("ms")]  # BSON keeps milliseconds
     users: dict = {}
     affinities: dict = {}
@@ -104,11 +122,6 @@ def recompute(delta, catalog: dict | None) -> tuple[dict, dict]:
         if not pd.isna(e.from_sec) and not pd.isna(e.to_sec):
             u["listening_ms"] += round((e.to_sec - e.from_sec) * 1000)
             u["listening_segments"] += 1
-        if e.event_type == "rate" and not pd.isna(e.rating):
-            u["ratings"]["count"] += 1
-            u["ratings"]["sum"] += int(e.rating)
-            stars = u["ratings"].setdefault("by_star", {})
-            stars[str(int(e.rating))] = stars.get(str(int(e.rating)), 0) + 1
         for field, name in (
             ("events", e.event_type),
             ("months", ts.strftime("%Y-%m")),
@@ -138,15 +151,31 @@ def recompute(delta, catalog: dict | None) -> tuple[dict, dict]:
             a["likes"] += (e.event_type == "like") - (e.event_type == "unlike")
             a["completes"] += e.event_type == "complete"
             a["skips"] += e.event_type == "skip"
-            if e.event_type == "rate":
-                a["ratings"] += 1
-                a["rating_sum"] += int(e.rating)
             a["last_event_at"] = max(a["last_event_at"], ts)
+    for (user, episode), rating in ratings.items():  # only each pair's latest rating counts
+        u = users[user]["ratings"]
+        u["count"] += 1
+        u["sum"] += rating
+        u.setdefault("by_star", {})[str(rating)] = u.get("by_star", {}).get(str(rating), 0) + 1
+        if catalog is None or episode not in catalog:
+            continue
+        show, author, categories = catalog[episode]
+        for dimension, value in [("show", show), ("author", author)] + [
+            ("category", c) for c in dict.fromkeys(categories or [])
+        ]:
+            if value:
+                a = affinities[affinity_id(user, dimension, value)]
+                a["ratings"] += 1
+                a["rating_sum"] += rating
     return users, affinities
 
 
 def stored(db, collection: str, strip: tuple = ("applied", "updated_at")) -> dict:
-    return {d["_id"]: {k: v for k, v in d.items() if k not in strip} for d in db[collection].find()}
+    documents = {d["_id"]: {k: v for k, v in d.items() if k not in strip} for d in db[collection].find()}
+    for d in documents.values():  # a star a re-rating emptied keeps its key, at 0
+        if collection == USER_STATS and "by_star" in d["ratings"]:
+            d["ratings"]["by_star"] = {k: v for k, v in d["ratings"]["by_star"].items() if v}
+    return documents
 
 
 def run_stats(db, delta, **kwargs):
@@ -157,6 +186,10 @@ def assert_exact(db, delta, catalog: dict | None = CATALOG) -> None:
     users, affinities = recompute(delta, catalog)
     assert stored(db, USER_STATS) == users
     assert stored(db, USER_AFFINITIES) == affinities
+    ratings = latest_ratings(DeltaTable(delta.table_uri(RAW_USER_EVENTS)).to_pandas())
+    assert {d["_id"]: d["rating"] for d in db[USER_EPISODE_RATINGS].find()} == {
+        rating_id(*pair): rating for pair, rating in ratings.items()
+    }
     latest = DeltaTable(delta.table_uri(RAW_USER_EVENTS)).version()
     assert db[CURSORS].find_one({"_id": STREAM})["version"] == latest
     marks = {d["applied"][STREAM] for c in (USER_STATS, USER_AFFINITIES) for d in db[c].find()}
@@ -250,11 +283,14 @@ def test_sigkill_in_the_middle_of_a_run_then_rerun_is_exact(delta, db, mongo):
     args = [sys.executable, "-c", code, mongo.uri, mongo.database]
     args += [delta.table_uri(RAW_USER_EVENTS), delta.table_uri(EPISODES)]
     expected_users, expected_affinities = recompute(delta, CATALOG)
-    for crash_after in (45, 30):  # mid version 1, then (re-doing its written documents first) later
+    # version 0 writes 5 user_stats, then 46 user_affinities, then 12 user_episode_ratings documents: the first kill
+    # comes among its ratings (written last), the next (re-doing what was written first) in version 1's affinities
+    for crash_after, ratings_written in ((55, 4), (70, 12)):
         process = subprocess.run([*args, str(crash_after)], check=False, cwd=REPO, capture_output=True, timeout=120)
         assert process.returncode == -signal.SIGKILL, process.stderr.decode()[-2000:]
         cursor = db[CURSORS].find_one({"_id": STREAM})
         assert cursor is None or cursor["version"] < 2
+        assert db[USER_EPISODE_RATINGS].count_documents({}) == ratings_written  # where each kill came
         users, affinities = stored(db, USER_STATS), stored(db, USER_AFFINITIES)
         assert users or affinities  # some documents were written ...
         assert (users, affinities) != (expected_users, expected_affinities)  # ... but not all

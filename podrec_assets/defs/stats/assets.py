@@ -35,6 +35,7 @@ from podrec_assets.names import (
     GLOBAL_STATS,
     RAW_USER_EVENTS,
     USER_AFFINITIES,
+    USER_EPISODE_RATINGS,
     USER_STATS,
 )
 
@@ -56,8 +57,9 @@ EVERY_TEN_MINUTES_IF_NEW = (
             deps=STATS_DEPS,
             automation_condition=FOLLOWS_INGESTION,
             description="Per listener (MongoDB `user_stats`, _id = user id): events by type, completes, "
-            "likes, skips, reported listening time, ratings per star, events per month and device, first and "
-            "last event. Incremental by Delta version of raw_user_events, exactly once (see stats/store.py).",
+            "likes, skips, reported listening time, ratings per star (each episode's latest rating: a re-rating "
+            "replaces), events per month and device, first and last event. Incremental by Delta version of "
+            "raw_user_events, exactly once (see stats/store.py).",
         ),
         AssetSpec(
             USER_AFFINITIES,
@@ -100,6 +102,9 @@ def user_stats(context: AssetExecutionContext, delta: DeltaLakeResource, mongo: 
             **common,
             "documents_written": report.user_stats.written,
             "documents_skipped_already_applied": report.user_stats.skipped,
+            "re_ratings": report.re_ratings,
+            "rating_documents_written": report.ratings.written,
+            "ratings_collection": USER_EPISODE_RATINGS,
             "delta_operations": MetadataValue.json(report.operations),
         },
     )

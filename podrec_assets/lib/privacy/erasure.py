@@ -5,7 +5,7 @@
   incremental readers of `raw_user_events` (lib/stats/batches.py) know it removed only that listener's rows: the
   other listeners' rows it rewrote were counted already, and the listener's events in versions not read yet are
   skipped. The deleted files stay on disk until VACUUM removes them after the retention window (`vacuum_days`).
-- MongoDB: their stats, affinities, lists (served, per rank, ALS alone).
+- MongoDB: their stats, affinities, latest ratings, lists (served, per rank, ALS alone).
 - Models: the factors of existing versions still hold a vector for them; the next training has none of their data.
   Aggregates without listener ids (global stats, hit rates) are recomputed from the tables on their next run.
 """
@@ -27,6 +27,7 @@ from podrec_assets.names import (
     RAW_USER_EVENTS,
     RECOMMENDATION_IMPRESSIONS,
     USER_AFFINITIES,
+    USER_EPISODE_RATINGS,
     USER_RECOMMENDATIONS,
     USER_STATS,
 )
@@ -36,7 +37,7 @@ ERASED_HASH = "podrec.erased_user_sha256"
 TABLES_WITH_USER_ID = [RAW_USER_EVENTS, DAILY_ENGAGEMENT, ALS_RECOMMENDATIONS, FINAL_RECOMMENDATIONS,
                        RECOMMENDATION_IMPRESSIONS]  # fmt: skip
 COLLECTIONS_BY_ID = [USER_STATS, USER_RECOMMENDATIONS]  # `_id` is the listener's id
-COLLECTIONS_BY_FIELD = [USER_AFFINITIES, FINAL_RECOMMENDATIONS, ALS_TOP_N]  # a `user_id` field
+COLLECTIONS_BY_FIELD = [USER_AFFINITIES, USER_EPISODE_RATINGS, FINAL_RECOMMENDATIONS, ALS_TOP_N]  # a `user_id` field
 
 
 def user_hash(user_id: str) -> str:

@@ -2,8 +2,8 @@
 increments.
 
 Everything here is additive (counts and sums, exact integers) or idempotent (earliest / latest time), so the
-stats of a history are the sum of the increments of its batches in any grouping, which is what makes them
-incremental.
+stats of a history are the sum of the increments of its batches, which is what makes them incremental. (Ratings
+are additive too, as moves between stars, given the pair's previous latest rating: see ratings.py.)
 
 Definitions (per event, so that nothing depends on other batches):
 - **listening time** (`listening_ms`): the listened segments events report, `to_sec - from_sec` for every
@@ -12,7 +12,9 @@ Definitions (per event, so that nothing depends on other batches):
   a pause and of the complete that follows would count the first part twice, and a seek makes a position say
   nothing about time listened. So listening time is what clients reported as listened, a lower bound when they
   report positions only (`listening_segments` says how many events contributed).
-- **ratings**: `rate` events with a rating (1-5): count, sum and count per star.
+- **ratings**: each (listener, episode)'s latest rating only (a re-rating replaces the earlier one): count of
+  rated episodes, sum and count per star. Which rating is the latest depends on other batches, so these figures
+  arrive as `RatingChange`s worked out against `user_episode_ratings` (ratings.py), not from the rows alone.
 - **months**: the UTC month of `ts` ("YYYY-MM"). **Devices**: events with a device, by device name.
 - **affinities**: each content event of an episode the catalog knows counts once for its show, its author and
   each of its (distinct) categories; events of unknown episodes are counted in `unknown_episode_events` and
@@ -21,8 +23,10 @@ Definitions (per event, so that nothing depends on other batches):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -31,6 +35,9 @@ from podrec_assets.lib.ingestion.contract import CONTENT_EVENT_TYPES
 from podrec_assets.lib.lakehouse import read_table
 from podrec_assets.lib.stats.batches import EVENT_COLUMNS
 from podrec_assets.lib.stats.keys import affinity_id, safe_key
+
+if TYPE_CHECKING:  # ratings.py builds on DocIncrement here
+    from podrec_assets.lib.stats.ratings import RatingChange
 
 # Original names of changed keys are kept (in `key_names`) up to this length.
 MAX_KEY_NAME_CHARS = 256
@@ -51,7 +58,7 @@ class DocIncrement:
     min: dict[str, datetime] = field(default_factory=dict)
     max: dict[str, datetime] = field(default_factory=dict)
     set_on_insert: dict[str, str] = field(default_factory=dict)
-    set: dict[str, str] = field(default_factory=dict)
+    set: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,10 @@ def load_catalog(uri: str, storage_options: dict | None = None) -> Catalog:
 def event_frame(rows: pa.Table) -> pd.DataFrame:
     """A batch's events as pandas, once per batch (both increment functions read it)."""
     df = rows.select(EVENT_COLUMNS)
+    # which rating is the latest is decided at the events' own resolution, as engagement decides it
+    ts_us = df.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
     df = df.to_pandas()
+    df["ts_us"] = ts_us.to_numpy(zero_copy_only=False)
     df["ts"] = df["ts"].dt.floor("ms")  # what BSON keeps
     return df
 
@@ -120,8 +130,9 @@ def _add_counts(target: dict[str, DocIncrement], counts: pd.Series, prefix: str)
             target[user].set[f"key_names.{prefix}.{key}"] = str(name)[:MAX_KEY_NAME_CHARS]
 
 
-def user_increments(df: pd.DataFrame) -> list[DocIncrement]:
-    """One increment per user present in `df` (user_stats documents, `_id` = the user id)."""
+def user_increments(df: pd.DataFrame, ratings: Sequence[RatingChange]) -> list[DocIncrement]:
+    """One increment per user present in `df` (user_stats documents, `_id` = the user id); `ratings` are the
+    batch's changes of latest ratings (their users all have events in `df`)."""
     if df.empty:
         return []
     by_user = df.groupby("user_id", sort=False)
@@ -147,16 +158,16 @@ def user_increments(df: pd.DataFrame) -> list[DocIncrement]:
             users[user].inc["listening_ms"] = int(total)
         for user, n in grouped.size().items():
             users[user].inc["listening_segments"] = int(n)
-    ratings = df[(df["event_type"] == "rate") & df["rating"].notna()]
-    if len(ratings):
-        stars = ratings["rating"].astype("int64")
-        grouped = stars.groupby(ratings["user_id"], sort=False)
-        for user, n in grouped.size().items():
-            users[user].inc["ratings.count"] = int(n)
-        for user, total in grouped.sum().items():
-            users[user].inc["ratings.sum"] = int(total)
-        for (user, star), n in stars.groupby([ratings["user_id"], stars], sort=False).size().items():
-            users[user].inc[f"ratings.by_star.{int(star)}"] = int(n)
+    for change in ratings:  # a re-rating moves one count between stars (a star left at 0 keeps its key)
+        inc = users[change.user_id].inc
+        inc["ratings.count"] += change.count_delta
+        inc["ratings.sum"] += change.sum_delta
+        if change.old is not None and change.old.rating != change.new.rating:
+            old_star = f"ratings.by_star.{change.old.rating}"
+            inc[old_star] = inc.get(old_star, 0) - 1
+        if change.old is None or change.old.rating != change.new.rating:
+            new_star = f"ratings.by_star.{change.new.rating}"
+            inc[new_star] = inc.get(new_star, 0) + 1
     year_month = (df["ts"].dt.year * 100 + df["ts"].dt.month).rename(
         "month"
     )  # formatted per group, not per row
@@ -177,8 +188,11 @@ class AffinityIncrements:
     unknown_episode_events: int  # of which the catalog does not know the episode (no affinity counted)
 
 
-def affinity_increments(df: pd.DataFrame, catalog: Catalog) -> AffinityIncrements:
-    """One increment per (user, dimension, value) the batch touches (user_affinities documents)."""
+def affinity_increments(
+    df: pd.DataFrame, catalog: Catalog, ratings: Sequence[RatingChange]
+) -> AffinityIncrements:
+    """One increment per (user, dimension, value) the batch touches (user_affinities documents); `ratings` (the
+    batch's changes of latest ratings) give `ratings` and `rating_sum`."""
     if df.empty:
         return AffinityIncrements([], 0, 0)
     df = df[df["episode_id"].notna() & df["event_type"].isin(CONTENT_EVENT_TYPES)]
@@ -196,20 +210,24 @@ def affinity_increments(df: pd.DataFrame, catalog: Catalog) -> AffinityIncrement
     joined["likes"] = (joined["event_type"] == "like").astype("int64") - (joined["event_type"] == "unlike")
     joined["completes"] = (joined["event_type"] == "complete").astype("int64")
     joined["skips"] = (joined["event_type"] == "skip").astype("int64")
-    rated = (joined["event_type"] == "rate") & joined["rating"].notna()
-    joined["ratings"] = rated.astype("int64")
-    joined["rating_sum"] = joined["rating"].where(rated, 0).astype("int64")
+    joined["ratings"] = joined["rating_sum"] = 0  # from the rating changes below
     joined["count"] = 1
     grouped = joined.groupby(["user_id", "dimension", "value"], sort=False)
     sums = grouped[list(AFFINITY_COUNTERS)].sum()
     sums["last_event_at"] = grouped["ts"].max()
-    documents = [
-        DocIncrement(
+    documents = {
+        (user, dimension, value): DocIncrement(
             affinity_id(user, dimension, value),
             inc={c: int(n) for c, n in zip(AFFINITY_COUNTERS, counts, strict=True)},
             max={"last_event_at": _py_time(last)},
             set_on_insert={"user_id": user, "dimension": dimension, "value": value},
         )
         for (user, dimension, value), *counts, last in sums.itertuples(name=None)
-    ]
-    return AffinityIncrements(documents, len(df), int((~known).sum()))
+    }
+    for change in ratings:  # its rate event is in the batch, so its documents are too
+        info = catalog.episodes.get(change.episode_id)
+        for dimension, value in info.dimensions() if info else ():
+            inc = documents[(change.user_id, dimension, value)].inc
+            inc["ratings"] += change.count_delta
+            inc["rating_sum"] += change.sum_delta
+    return AffinityIncrements(list(documents.values()), len(df), int((~known).sum()))

@@ -37,7 +37,17 @@ from podrec_assets.lib.privacy.erasure import ERASED_HASH, ERASURE, user_hash
 NO_DATA_CHANGE_OPERATIONS = frozenset({"OPTIMIZE"})
 
 # The columns the stats read from raw_user_events.
-EVENT_COLUMNS = ["user_id", "episode_id", "event_type", "ts", "device", "rating", "from_sec", "to_sec"]
+EVENT_COLUMNS = [
+    "event_id",
+    "user_id",
+    "episode_id",
+    "event_type",
+    "ts",
+    "device",
+    "rating",
+    "from_sec",
+    "to_sec",
+]
 
 
 class UnsupportedTableChange(RuntimeError):

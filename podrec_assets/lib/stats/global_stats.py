@@ -7,7 +7,9 @@ whatever the history. Each window's document is replaced whole (`replace_one`, a
 readers see either the previous or the new ranking, and a re-run writes the same thing.
 
 - **positive engagement** of an episode: its likes + completes + ratings of 4 or 5 stars; top episodes are
-  ranked by it, then completes, then distinct listeners.
+  ranked by it, then completes, then distinct listeners. A rating counts only if it is the listener's latest of
+  that episode among the days read (by time, then event id): a re-rating replaces, as in user_stats (a rating
+  older than the days read is not known here, so a re-rating of it counts as the listener's only one).
 - **trending categories**: content events per catalog category in the window (each event counts once for each
   of its episode's categories), with the same count in the previous window of equal length and the change;
   ranked by events, then positive engagement. Events of episodes the catalog does not know are counted apart.
@@ -31,7 +33,7 @@ from podrec_assets.names import GLOBAL_STATS
 WINDOWS_DAYS = (7, 30)
 TOP_N = 10
 POSITIVE_MIN_RATING = 4
-_COLUMNS = ["user_id", "episode_id", "event_type", "event_date", "rating"]
+_COLUMNS = ["event_id", "user_id", "episode_id", "event_type", "ts", "event_date", "rating"]
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,16 @@ def newest_event_day(table: DeltaTable) -> date | None:
     return date.fromisoformat(max(days)) if days else None
 
 
+def latest_rating_rows(df: pd.DataFrame) -> pd.Series:
+    """True for each `rate` row that is its (user, episode)'s latest rating in `df` (by ts, then event_id)."""
+    rated = df[(df["event_type"] == "rate") & df["rating"].notna() & df["episode_id"].notna()]
+    latest = rated.sort_values(["ts", "event_id"]).groupby(["user_id", "episode_id"], sort=False).tail(1)
+    return pd.Series(df.index.isin(latest.index), index=df.index)
+
+
 def _with_positive(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
-    rated_high = (df["event_type"] == "rate") & (df["rating"].fillna(0) >= POSITIVE_MIN_RATING)
+    rated_high = latest_rating_rows(df) & (df["rating"].fillna(0) >= POSITIVE_MIN_RATING)
     df["positive"] = (df["event_type"].isin(["like", "complete"]) | rated_high).astype("int64")
     df["complete"] = (df["event_type"] == "complete").astype("int64")
     df["like"] = (df["event_type"] == "like").astype("int64")

@@ -6,10 +6,17 @@ rows the version added (batches.py), turns them into per-document increments (ag
 one atomic, version-marked update per document, and only then moves the cursor past the version (store.py).
 Work is proportional to the new events; a crash anywhere is repaired by simply running again.
 
+**Re-ratings** (ratings.py): a version's rating figures are moves against each pair's latest rating counted before
+that version, read from `user_episode_ratings`. Those documents are written last, after every user_stats and
+user_affinities document of the version, so a re-run reads the same "before" for every document it still has to
+write: a crash before the ratings are written leaves them as they were; a crash while they are written comes after
+every stats document already carries the version, so those are skipped whatever a re-read says. Each ratings
+document carries the same version mark, so none is written twice.
+
 Compaction of raw_user_events (`OPTIMIZE`) is recognised and skipped (it changes no rows); deletes, updates,
 merges or overwrites of already-counted rows stop the run (`UnsupportedTableChange`): following those needs
 the table's Change Data Feed instead of added files. A re-created table (new Delta table id) stops it too
-(`StreamMismatch`): stats must then be rebuilt (drop user_stats, user_affinities and the cursor).
+(`StreamMismatch`): stats must then be rebuilt (drop user_stats, user_affinities, user_episode_ratings and the cursor).
 """
 
 from __future__ import annotations
@@ -28,6 +35,12 @@ from podrec_assets.lib.stats.aggregate import (
     user_increments,
 )
 from podrec_assets.lib.stats.batches import table_identity, version_batches
+from podrec_assets.lib.stats.ratings import (
+    batch_latest_ratings,
+    rating_changes,
+    rating_documents,
+    read_counted_ratings,
+)
 from podrec_assets.lib.stats.store import (
     WriteCount,
     advance_cursor,
@@ -35,7 +48,7 @@ from podrec_assets.lib.stats.store import (
     ensure_indexes,
     read_cursor,
 )
-from podrec_assets.names import RAW_USER_EVENTS, USER_AFFINITIES, USER_STATS
+from podrec_assets.names import RAW_USER_EVENTS, USER_AFFINITIES, USER_EPISODE_RATINGS, USER_STATS
 
 STREAM = RAW_USER_EVENTS  # the cursor's and the markers' name
 
@@ -53,6 +66,8 @@ class UserStatsReport:
     events_applied: int = 0
     user_stats: WriteCount = field(default_factory=WriteCount)
     affinities: WriteCount = field(default_factory=WriteCount)
+    ratings: WriteCount = field(default_factory=WriteCount)  # user_episode_ratings documents
+    re_ratings: int = 0  # ratings that replaced an earlier one of the same pair
     content_events: int = 0
     unknown_episode_events: int = 0  # content events whose episode the catalog lacks: no affinity
     catalog_present: bool = True
@@ -80,7 +95,8 @@ def update_user_stats(
         raise StreamMismatch(
             f"the stats cursor is for table {cursor['table_id']}, {events_uri} is now {table_id} "
             "(re-created): "
-            "rebuild the stats (drop user_stats, user_affinities and the stats_cursors document)"
+            "rebuild the stats (drop user_stats, user_affinities, user_episode_ratings and the stats_cursors "
+            "document)"
         )
     after = cursor["version"] if cursor else -1
     until = latest if max_versions is None else min(latest, after + max_versions)
@@ -90,12 +106,18 @@ def update_user_stats(
     ensure_indexes(db)
     for batch in version_batches(events_uri, after, until, storage_options):
         events = event_frame(batch.rows)
-        users = user_increments(events)
-        affinities = affinity_increments(events, catalog)
+        latest = batch_latest_ratings(events)
+        changes = rating_changes(latest, read_counted_ratings(db[USER_EPISODE_RATINGS], latest))
+        users = user_increments(events, changes)
+        affinities = affinity_increments(events, catalog, changes)
         now = datetime.now(UTC)
         written_users = apply_increments(db[USER_STATS], users, STREAM, batch.version, now)
         written_affinities = apply_increments(
             db[USER_AFFINITIES], affinities.documents, STREAM, batch.version, now
+        )
+        # last: see the module docstring
+        written_ratings = apply_increments(
+            db[USER_EPISODE_RATINGS], rating_documents(changes), STREAM, batch.version, now
         )
         advance_cursor(db, STREAM, batch.version, table_id, now)
         report.cursor_version = batch.version
@@ -103,6 +125,8 @@ def update_user_stats(
         report.events_applied += batch.rows.num_rows
         report.user_stats += written_users
         report.affinities += written_affinities
+        report.ratings += written_ratings
+        report.re_ratings += sum(c.old is not None for c in changes)
         report.content_events += affinities.content_events
         report.unknown_episode_events += affinities.unknown_episode_events
         report.operations[batch.operation] = report.operations.get(batch.operation, 0) + 1

@@ -47,3 +47,8 @@ def affinity_id(user_id: str, dimension: str, value: str) -> str:
     free of `$` and `.` whatever the user id or show name is. (orjson: compact, UTF-8, the same bytes every
     time.)"""
     return hashlib.sha256(orjson.dumps([user_id, dimension, value])).hexdigest()[:32]
+
+
+def rating_id(user_id: str, episode_id: str) -> str:
+    """The `_id` of a user_episode_ratings document: as `affinity_id`, for the pair."""
+    return hashlib.sha256(orjson.dumps(["rating", user_id, episode_id])).hexdigest()[:32]

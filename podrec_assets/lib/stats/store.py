@@ -47,7 +47,7 @@ from pymongo.errors import BulkWriteError
 from podrec_assets.lib.serving.lookup import USER_STATS  # noqa: F401 (re-exported: one name for writer and reader)
 from podrec_assets.lib.stats.aggregate import DocIncrement
 from podrec_assets.lib.stats.keys import safe_key
-from podrec_assets.names import STATS_CURSORS, USER_AFFINITIES
+from podrec_assets.names import STATS_CURSORS, USER_AFFINITIES, USER_EPISODE_RATINGS
 
 CURSORS = STATS_CURSORS
 DUPLICATE_KEY = 11000
@@ -75,10 +75,11 @@ def update_spec(increment: DocIncrement, stream: str, version: int, now: datetim
     `stream`."""
     mark = mark_field(stream)
     update: dict = {
-        "$inc": increment.inc,
         "$max": {**increment.max, mark: version},
         "$set": {**increment.set, "updated_at": now},
     }
+    if increment.inc:  # user_episode_ratings documents have no counters
+        update["$inc"] = increment.inc
     if increment.min:
         update["$min"] = increment.min
     if increment.set_on_insert:
@@ -139,7 +140,9 @@ def advance_cursor(
 
 
 def ensure_indexes(db: Database) -> None:
-    """A user's strongest affinities of one dimension, by `find({user_id, dimension}).sort(count, -1)`."""
+    """A user's strongest affinities of one dimension, by `find({user_id, dimension}).sort(count, -1)`; a
+    listener's ratings, which an erasure deletes by `user_id`."""
     db[USER_AFFINITIES].create_index(
         [("user_id", ASCENDING), ("dimension", ASCENDING), ("count", DESCENDING)], name="user_dimension_count"
     )
+    db[USER_EPISODE_RATINGS].create_index([("user_id", ASCENDING)], name="user_id")
