@@ -137,7 +137,9 @@ def test_a_late_event_rematerializes_its_day(kafka, delta, pyspark_resource):
         assert engagement_rows(delta)[("u1", "ep-1", yesterday.date())]["event_count"] == 3
 
         context = build_sensor_context(instance=instance, cursor=first.cursor)
-        assert isinstance(late_events_sensor(context), SkipReason)  # nothing new ingested since
+        assert not late_events_sensor(context).run_requests  # nothing new ingested since, nothing made stale
+        context = build_sensor_context(instance=instance, cursor=late_events_sensor(context).cursor)
+        assert isinstance(late_events_sensor(context), SkipReason)  # nothing new at all
 
         late = make_v1_event(event_id="late-1", user_id="u1", episode_id="ep-1", event_type="like",
                              ts=yesterday + timedelta(hours=3))  # fmt: skip
@@ -162,5 +164,6 @@ def test_check_helpers_find_problems():
     assert count_mismatches(days, {DAY: 3, days[1]: 1}, {DAY: 3}) == {
         days[1].isoformat(): {"raw_content_events": 1, "engagement_events": 0}
     }
-    rows = pa.table({"event_count": [1, 2, 1], "weight_sum": [3.0, 7.0, -3.5]})
-    assert weight_bound_violations(rows, EventWeights()) == 2  # 7 > 2 × 3 and −3.5 < 1 × −3 (an unlike)
+    rows = pa.table({"event_count": [1, 2, 1, 1], "weight_sum": [3.0, 9.0, -4.5, -4.0]})
+    # 9 > 2 × 4 and −4.5 < 1 × −4; −4 is a re-rating from 5 to 1
+    assert weight_bound_violations(rows, EventWeights()) == 2

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from podrec_assets.lib.engagement.daily import weight_column
+from podrec_assets.lib.engagement.daily import weight_column, with_replaced_ratings
 from podrec_assets.lib.engagement.weights import EventWeights
 from podrec_assets.lib.models.als import AlsParams, fit_als, model_factors
 from podrec_assets.lib.models.factors import index_ids, training_rows
@@ -48,22 +48,32 @@ def test_fold_in_equals_sparks_own_user_solve(spark):
 def test_driver_weights_equal_the_spark_column(spark):
     weights = EventWeights()
     rng = random.Random(9)
-    kinds = ["like", "complete", "rate", "pause", "abandon", "skip", "play", "search_click", "view", "resume",
-             "search", "login"]  # fmt: skip
-    rows = {
-        "event_type": [rng.choice(kinds) for _ in range(400)],
-        "rating": [rng.choice([None, 1, 2, 3, 4, 5]) for _ in range(400)],
-        "played_pct": [rng.choice([None, 0.0, 0.3, 0.77, 1.0]) for _ in range(400)],
-    }
+    kinds = ["like", "unlike", "complete", "rate", "pause", "abandon", "skip", "play", "search_click", "view",
+             "resume", "search", "login"]  # fmt: skip
+    n = 400
+    start = pd.Timestamp("2025-05-01", tz="UTC")
     table = pa.table(
-        {"event_type": pa.array(rows["event_type"]), "rating": pa.array(rows["rating"], pa.int8()),
-         "played_pct": pa.array(rows["played_pct"], pa.float64())}
+        {"event_id": [f"e{i:03d}" for i in range(n)],
+         "user_id": [rng.choice(["u1", "u2", "u3"]) for _ in range(n)],
+         "episode_id": [rng.choice(["a", "b", "c", "d"]) for _ in range(n)],
+         "event_type": [rng.choice(kinds) for _ in range(n)],
+         "rating": pa.array([rng.choice([None, 1, 2, 3, 4, 5]) for _ in range(n)], pa.int8()),
+         "played_pct": pa.array([rng.choice([None, 0.0, 0.3, 0.77, 1.0]) for _ in range(n)], pa.float64()),
+         # few distinct times: ratings of one pair at the same time are ordered by event_id
+         "ts": pa.array([start + pd.Timedelta(hours=rng.randrange(40)) for _ in range(n)],
+                        pa.timestamp("us", tz="UTC"))}
     )  # fmt: skip
     from_spark = (
-        spark.createDataFrame(table.to_pandas().astype({"rating": "float64"}))
+        with_replaced_ratings(spark.createDataFrame(table.to_pandas().astype({"rating": "float64"})))
         .withColumn("w", weight_column(weights))
+        .orderBy("event_id")
         .toPandas()["w"]
         .fillna(0.0)  # a rate without rating: Spark's null adds nothing to a sum
         .to_numpy()
     )
-    np.testing.assert_allclose(weights.of_events(table), from_spark, atol=1e-12)
+    driver = weights.of_events(table)
+    np.testing.assert_allclose(driver, from_spark, atol=1e-12)
+    rated = (table.column("event_type").to_numpy(zero_copy_only=False) == "rate") & ~np.isnan(
+        table.column("rating").to_numpy(zero_copy_only=False).astype(float)
+    )
+    assert (np.abs(driver[rated]) > 2).any()  # some ratings replaced another (a first one is within ±2)

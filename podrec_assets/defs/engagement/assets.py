@@ -20,11 +20,15 @@ from pydantic import Field
 
 from podrec_assets.defs.resources import DeltaLakeResource
 from podrec_assets.lib.engagement.daily import (
+    DAILY_ENGAGEMENT_SPARK_SCHEMA,
     aggregate_daily_engagement,
     content_event_counts,
     count_mismatches,
     days_between,
+    earlier_ratings,
     engagement_event_counts,
+    later_days_to_rebuild,
+    newest_day,
     null_key_rows,
     raw_events_for_days,
     read_days,
@@ -32,7 +36,7 @@ from podrec_assets.lib.engagement.daily import (
     weight_bound_violations,
 )
 from podrec_assets.lib.engagement.weights import EventWeights
-from podrec_assets.lib.lakehouse import delta_version, replace_partitions
+from podrec_assets.lib.lakehouse import date_filter, delta_version, read_delta, replace_partitions
 from podrec_assets.lib.settings import first_partition_day
 from podrec_assets.names import DAILY_ENGAGEMENT, RAW_USER_EVENTS, SPARK_POOL
 
@@ -41,6 +45,8 @@ warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_poli
 
 # A day is a partition once it has closed (UTC); the schedule materializes it just after midnight.
 DAILY_PARTITIONS = DailyPartitionsDefinition(start_date=first_partition_day(), timezone="UTC")
+# Metadata naming later days whose sums a late rating made stale; late_events_sensor rebuilds them.
+LATER_DAYS_TO_REBUILD = "later_days_to_rebuild"
 
 
 class EventWeightsConfig(EventWeights, Config):
@@ -61,7 +67,8 @@ class DailyEngagementConfig(Config):
     deps=[RAW_USER_EVENTS],
     pool=SPARK_POOL,
     description="Per user, episode and UTC day: the sum of event weights (engagement/weights.py), the number of "
-    "content events and the latest event time. Negative sums (skips, low ratings) are kept.",
+    "content events and the latest event time. Negative sums (skips, low ratings) are kept. A re-rating weighs "
+    "the difference to the rating it replaces, so summed over days only a pair's latest rating counts.",
     check_specs=[
         AssetCheckSpec(
             "counts_match_raw_events",
@@ -95,10 +102,25 @@ def daily_engagement(
     # Spark saw.
     raw_version = delta_version(raw_uri, options)
 
-    events = raw_events_for_days(pyspark.spark_session, raw_uri, first, last, raw_version, options)
-    rows = to_arrow_rows(aggregate_daily_engagement(events, config.weights))
+    spark = pyspark.spark_session
+    events = raw_events_for_days(spark, raw_uri, first, last, raw_version, options)
+    since = DAILY_PARTITIONS.start.date()  # what a rating replaces is looked for from the first partition on
+    earlier = earlier_ratings(spark, raw_uri, since, first, raw_version, options) if first > since else None
+    rows = to_arrow_rows(aggregate_daily_engagement(events, config.weights, earlier))
     version = replace_partitions(uri, rows, "event_date", days, options)
     context.log.info(f"{len(days)} day(s) {first}..{last}: {rows.num_rows} rows, Delta version {version}")
+
+    # A late rating on these days changes what the pair's next rating (on a later, built day) replaces.
+    stale = []
+    newest = newest_day(uri, version, options)
+    if newest is not None and newest > last:
+        after = last + timedelta(days=1)
+        later = raw_events_for_days(spark, raw_uri, after, newest, raw_version, options)
+        later_days = date_filter("event_date", after, newest)
+        stored = read_delta(spark, uri, DAILY_ENGAGEMENT_SPARK_SCHEMA, later_days, options, version)
+        stale = later_days_to_rebuild(events, earlier, later, stored, config.weights)
+        if stale:
+            context.log.info(f"later days to rebuild (a pair's next rating replaces another now): {stale}")
 
     # Checks read back what was committed and the source with delta-rs, independently of the Spark computation.
     written = read_days(uri, first, last, None, version, options)
@@ -119,6 +141,7 @@ def daily_engagement(
             "delta_version": version,
             "raw_user_events_version": raw_version if raw_version is not None else -1,
             "weights": MetadataValue.json(config.weights.model_dump()),
+            LATER_DAYS_TO_REBUILD: MetadataValue.json([d.isoformat() for d in stale]),
             "table_uri": MetadataValue.path(uri),
         },
         check_results=[
