@@ -128,6 +128,23 @@ def test_a_ratings_weight_is_the_difference_to_the_one_it_replaces_and_sums_to_t
     assert (low, high) == (-4.0, 4.0)  # from 5 to 1 and back
 
 
+def test_an_open_day_rating_replaces_the_closed_days_one_in_the_nightly_history():
+    """The nightly lists add the open day's raw events to daily_engagement's closed days: a rating today replaces
+    yesterday's there too, so the pair weighs the latest rating once (not both)."""
+    from podrec_assets.lib.ranking.history import merge_pairs, pairs_from_daily, pairs_from_events
+
+    weights = EventWeights()
+    closed = ratings_table([("u", "e", 5, T, "a"), ("u", "f", 4, T, "b")])
+    today = ratings_table([("u", "e", 2, T + timedelta(days=1), "c")])
+    daily = pa.table({"user_id": ["u", "u"], "episode_id": ["e", "f"], "weight_sum": weights.of_events(closed),
+                      "event_count": [1, 1], "last_ts": closed.column("ts")})  # fmt: skip
+    pairs = merge_pairs(pairs_from_daily(daily), pairs_from_events(today, weights, earlier_ratings=closed))
+    engagement = dict(zip(pairs["episode_id"], pairs["engagement"], strict=True))
+    assert engagement == {"e": 2 - weights.rating_neutral, "f": 4 - weights.rating_neutral}
+    counted_twice = merge_pairs(pairs_from_daily(daily), pairs_from_events(today, weights))
+    assert dict(zip(counted_twice["episode_id"], counted_twice["engagement"], strict=True))["e"] == 1.0  # 2 + -1
+
+
 # -------------------------------------------------------------------- integration: user_stats and daily_engagement
 
 

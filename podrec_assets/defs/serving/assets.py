@@ -23,6 +23,7 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from dagster_pyspark import PySparkResource
 from deltalake import write_deltalake
 from pydantic import Field
 
@@ -87,11 +88,20 @@ def serving_history(delta: DeltaLakeResource, raw_version: int | None):
     options = delta.storage_options()
     daily = read_table(delta.table_uri(DAILY_ENGAGEMENT), storage_options=options)
     newest = max(daily.column("event_date").to_pylist()) if daily is not None and daily.num_rows else None
-    raw = None
+    raw = earlier_ratings = None
     if raw_version is not None:
         filters = [("event_date", ">", newest)] if newest else None
         raw = read_table(delta.table_uri(RAW_USER_EVENTS), HISTORY_COLUMNS, options, filters, raw_version)
-    return merge_pairs(pairs_from_daily(daily), pairs_from_events(raw, EventWeights()))
+        if newest and raw is not None and pc.any(pc.equal(raw.column("event_type"), "rate")).as_py():
+            # an open-day rating replaces the pair's closed-day one: read those, for the listeners who rated today
+            raters = pc.unique(raw.filter(pc.equal(raw.column("event_type"), "rate")).column("user_id"))
+            closed = [("event_date", "<=", newest), ("event_type", "=", "rate")]
+            earlier_ratings = read_table(
+                delta.table_uri(RAW_USER_EVENTS), HISTORY_COLUMNS, options, closed, raw_version
+            )
+            if earlier_ratings is not None:
+                earlier_ratings = earlier_ratings.filter(pc.is_in(earlier_ratings.column("user_id"), raters))
+    return merge_pairs(pairs_from_daily(daily), pairs_from_events(raw, EventWeights(), earlier_ratings))
 
 
 def serving_context(
@@ -144,14 +154,23 @@ def final_recommendations(
     config: FinalRecommendationsConfig,
     delta: DeltaLakeResource,
     models: ModelStoreResource,
+    pyspark: PySparkResource,
 ) -> MaterializeResult:
+    from podrec_assets.lib.serving.lists_spark import list_rows_spark
+    from podrec_assets.lib.settings import SPARK, scoring_path, spark_path_min_listeners
+
     options = delta.storage_options()
     raw_version = delta_version(delta.table_uri(RAW_USER_EVENTS), options)
     now = datetime.now(UTC)
     ctx, everyone = serving_context(delta, models, config.top_n, now, raw_version)
     context.log.info(f"serving strategy {ctx.policy.strategy}: {ctx.policy.why}")
     users = sorted(set(everyone["user_id"]))
-    rows = pa.concat_tables([list_rows(ctx, everyone, users, now), cold_start_rows(ctx, now)])
+    path = scoring_path(len(users))
+    if path == SPARK:  # above the threshold a Spark cluster ranks the listeners (lib/serving/lists_spark.py)
+        listed = list_rows_spark(pyspark.spark_session, ctx, everyone, users, now)
+    else:
+        listed = list_rows(ctx, everyone, users, now)
+    rows = pa.concat_tables([listed, cold_start_rows(ctx, now)])
     uri = delta.table_uri(FINAL_RECOMMENDATIONS)
     write_deltalake(uri, rows, mode="overwrite", schema_mode="overwrite", storage_options=options)
     sources = rows.group_by("source").aggregate([("source", "count")]).to_pylist()
@@ -159,6 +178,8 @@ def final_recommendations(
         metadata={
             "users": len(users),
             "rows": rows.num_rows,
+            "path": path,
+            "spark_path_min_listeners": spark_path_min_listeners(),
             "strategy": ctx.policy.strategy,
             "why": ctx.policy.why,
             "by_source": MetadataValue.json({r["source"]: r["source_count"] for r in sources}),

@@ -39,16 +39,25 @@ def pairs_from_daily(daily: pa.Table | None) -> pd.DataFrame:
     )  # a day's first event: its latest, as Spark keeps
 
 
-def pairs_from_events(events: pa.Table | None, weights: EventWeights) -> pd.DataFrame:
-    """Pairs from raw_user_events rows (content events only: those naming an episode)."""
+def pairs_from_events(
+    events: pa.Table | None, weights: EventWeights, earlier_ratings: pa.Table | None = None
+) -> pd.DataFrame:
+    """Pairs from raw_user_events rows (content events only: those naming an episode).
+
+    `earlier_ratings`: the same listeners' rate events before these rows (say the closed days', already summed in
+    daily_engagement). They weigh nothing here, but a rating among `events` replaces the latest of them, as
+    daily_engagement's rule does (docs/events.md), so closed days plus the open day still sum to the latest rating."""
     if events is None or events.num_rows == 0:
         return empty_pairs()
     content = events.filter(pc.is_valid(events.column("episode_id")))
+    weighed = content
+    if earlier_ratings is not None and earlier_ratings.num_rows:
+        weighed = pa.concat_tables([earlier_ratings.select(content.column_names).cast(content.schema), content])
     frame = pd.DataFrame(
         {
             "user_id": content.column("user_id").to_pandas(),
             "episode_id": content.column("episode_id").to_pandas(),
-            "engagement": weights.of_events(content),
+            "engagement": weights.of_events(weighed)[weighed.num_rows - content.num_rows :],
             "events": 1,
             "first_ts": content.column("ts").to_pandas(),
             "last_ts": content.column("ts").to_pandas(),
