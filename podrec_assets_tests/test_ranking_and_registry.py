@@ -108,3 +108,24 @@ def test_flatten_and_numeric_make_mlflow_params_and_metrics():
         "ndcg_at_10": 0.5,
         "n": 3.0,
     }
+
+
+def test_the_folder_registry_mlflow_replaced_is_imported_once_with_its_champion(tmp_path):
+    import json
+
+    from podrec_assets.lib.models.registry import import_folder_versions
+
+    old = tmp_path / "als"
+    for version in ("20260101T000000Z-aaaaaaaa", "20260102T000000Z-bbbbbbbb"):
+        (old / version).mkdir(parents=True)
+        (old / version / "manifest.json").write_text(json.dumps({"version": version, "params": {"rank": 8}}))
+        write_ids(old / version / "user_ids.parquet", "user_id", ["x"])
+    (old / ".staging-20260103T000000Z-cccccccc").mkdir()  # a crashed run: never a version
+    (old / "CURRENT").write_text("20260101T000000Z-aaaaaaaa\n")
+
+    registry = ModelRegistry(tmp_path, "als")
+    assert import_folder_versions(registry) == ["20260101T000000Z-aaaaaaaa", "20260102T000000Z-bbbbbbbb"]
+    assert registry.current() == "20260101T000000Z-aaaaaaaa"  # what served before still serves
+    assert read_ids(registry.path("20260102T000000Z-bbbbbbbb") / "user_ids.parquet", "user_id") == ["x"]
+    assert registry.manifest("20260102T000000Z-bbbbbbbb")["params"] == {"rank": 8}
+    assert import_folder_versions(registry) == [] and len(registry.versions()) == 2  # idempotent

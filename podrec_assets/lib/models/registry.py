@@ -241,6 +241,31 @@ class ModelRegistry:
         return sorted(rows, key=lambda row: row["at"])
 
 
+def import_folder_versions(registry: ModelRegistry) -> list[str]:
+    """Register in MLflow the versions of the folder registry MLflow replaced (`<root>/<name>/<version>/` with a
+    manifest.json, and a CURRENT file naming the promoted one), oldest first; the version CURRENT named becomes
+    champion unless one is set. Idempotent: a version MLflow has already is skipped. Returns those registered."""
+    folder = registry.folder
+    if not folder.is_dir():
+        return []
+    known = set(registry.versions())
+    imported = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not (path / MANIFEST).is_file() or path.name in known:
+            continue
+        manifest = json.loads((path / MANIFEST).read_text())
+        staged = registry.staging(path.name)
+        shutil.copytree(path, staged, dirs_exist_ok=True)
+        params = flatten(manifest.get("params") or manifest.get("config") or {})
+        registry.publish(path.name, manifest, RunRecord(params, {}, {"imported_from": str(path)}))
+        imported.append(path.name)
+    pointer = folder / "CURRENT"
+    current = pointer.read_text().strip() if pointer.is_file() else ""
+    if current and registry.current() is None and current in registry.versions():
+        registry.promote(current, "imported: the folder registry's CURRENT")
+    return imported
+
+
 def write_ids(path: Path, column: str, ids: list[str]) -> None:
     """An id mapping as Parquet: row i holds the string id whose index is i."""
     pq.write_table(pa.table({f"{column}_idx": pa.array(range(len(ids)), pa.int32()), column: ids}), path)

@@ -82,3 +82,15 @@ def models_ui(host: str, port: int) -> None:
     click.echo(f"MLflow UI over {store} on http://{host}:{port} (Ctrl-C stops it)", err=True)
     sys.stdout.flush()
     os.execv(sys.executable, command)  # the process becomes the server: a signal reaches it directly
+
+
+@models.command("import-folders")
+def models_import_folders() -> None:
+    """Register the model versions of the folder registry MLflow replaced ($PODREC_MODEL_ROOT/<kind>/<version>/,
+    CURRENT) in MLflow, so an upgraded install keeps serving its promoted models. Safe to run twice."""
+    from podrec_assets.lib.models.registry import import_folder_versions
+
+    for kind in ("als", "ranker"):
+        registry = resources()["models"].registry(kind)
+        imported = import_folder_versions(registry)
+        click.echo(f"{registry.model_name}: {len(imported)} version(s) registered; champion: {registry.current()}")
