@@ -13,10 +13,10 @@ Spark Connect server restarted for each scale (so its RSS is that scale's), in t
   stats        user_stats + user_affinities (every version since the start), then global_stats
   engagement   daily_engagement of the newest full day (the 13 days before it: untimed setup)
   als_model    both ALS fits, the evaluation, the version
-  als_top_n    als_recommendations, with its checks
-  ranker       ranker_model (LightGBM, the cross-fitted gate)
-  ranking      final_recommendations, with its blocking check
-  publish      published_recommendations (three MongoDB swaps)
+  als_top_n    als_recommendations, with its checks                 } each on both paths: first the one the
+  ranker       ranker_model (LightGBM, the cross-fitted gate)       } threshold (PODREC_SPARK_PATH_MIN_LISTENERS,
+  ranking      final_recommendations, with its blocking check       } lib/settings.py) did not choose, then the
+  publish      published_recommendations (three MongoDB swaps)        one it chose, which the stages after read
 
 Untimed setup per scale: the catalog and its content assets, generating the events and producing them to Kafka.
 
@@ -25,7 +25,8 @@ whole worker process, imports included) and its own share, peak minus the RSS ju
 server's peak RSS during the stage (the JVM and its Python workers, sampled every 0.2 s). Then growth against the
 smallest scale of the same run: time ratio, and that ÷ the scale ratio (≈ 1 linear, > 1 superlinear, < 1 fixed
 costs still weigh), the same for the stage's own memory. A stage that fails or passes --stage-timeout is where
-that scale broke (the stages that need it are not run); stages past --budget-minutes are not reached.
+that scale broke (the stages that need it are not run); stages past --budget-minutes are not reached. Last, which
+path each scale took and the size from which the Spark path takes over.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ ORDER = ["setup", "ingest", "stats", "engagement_history", "engagement", "als_mo
 DEPENDS = {"ingest": "setup", "stats": "ingest", "engagement_history": "ingest", "engagement": "engagement_history",
            "als_model": "engagement", "als_top_n": "als_model", "ranker": "als_model", "ranking": "als_model",
            "publish": "ranking"}  # fmt: skip
+TWO_PATHS = (
+    "als_top_n",
+    "ranking",
+)  # the steps with a driver and a Spark path (lib/settings.py scoring_path)
 RESULT = "RESULT "
 
 
@@ -209,7 +214,7 @@ def _als_top_n(scale, workspace, resources, run):
     from podrec_assets.defs.models.checks import als_recommendations_checks
 
     def details(f):
-        return {"rows": f.get("als_recommendations.rows")}
+        return {"path": f.get("als_recommendations.path"), "rows": f.get("als_recommendations.rows")}
 
     return None, lambda: run([als_recommendations, *als_recommendations_checks]), details
 
@@ -229,10 +234,8 @@ def _ranking(scale, workspace, resources, run):
     from podrec_assets.defs.serving.checks import final_recommendations_checks
 
     def details(f):
-        return {
-            "users": f.get("final_recommendations.users"),
-            "strategy": f.get("final_recommendations.strategy"),
-        }
+        return {"path": f.get("final_recommendations.path"), "users": f.get("final_recommendations.users"),
+                "strategy": f.get("final_recommendations.strategy")}  # fmt: skip
 
     return None, lambda: run([final_recommendations, *final_recommendations_checks]), details
 
@@ -349,6 +352,7 @@ class PeakSampler:
 class Outcome:
     stage: str
     scale: int
+    forced: str = ""  # "driver" / "spark": the path forced for this run ("" = the threshold's choice)
     seconds: float | None = None
     cpu_s: float | None = None
     base_mb: float | None = None
@@ -362,8 +366,16 @@ class Outcome:
     def own_mb(self) -> float | None:
         return None if self.peak_mb is None or self.base_mb is None else max(self.peak_mb - self.base_mb, 0.0)
 
+    @property
+    def row(self) -> str:
+        """The table row: a stage, and for the two with two paths, which path ran."""
+        path = self.forced or self.details.get("path")
+        return f"{self.stage} ({path})" if self.stage in TWO_PATHS and path else self.stage
 
-def run_worker(stage: str, scale: int, workspace: Path, timeout_s: float, spark_pid: int | None) -> Outcome:
+
+def run_worker(
+    stage: str, scale: int, workspace: Path, timeout_s: float, spark_pid: int | None, forced: str = ""
+) -> Outcome:
     command = [
         sys.executable,
         __file__,
@@ -374,11 +386,16 @@ def run_worker(stage: str, scale: int, workspace: Path, timeout_s: float, spark_
         "--workspace",
         str(workspace),
     ]
-    log = workspace / f"{stage}.log"
-    outcome = Outcome(stage, scale)
+    env = dict(os.environ)
+    if forced:  # 0 listeners: always Spark; more than any scale: always the driver
+        env["PODREC_SPARK_PATH_MIN_LISTENERS"] = "0" if forced == "spark" else str(10**12)
+    log = workspace / f"{stage}{'-' + forced if forced else ''}.log"
+    outcome = Outcome(stage, scale, forced)
     with open(log, "wb") as err, PeakSampler(spark_pid) as sampler:
         # a session of its own, so a stage past its time is stopped with any child it started (a commit worker)
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True
+        )
         try:
             out, _ = process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -430,9 +447,9 @@ def growth(value: float | None, first: float | None, ratio: float) -> str:
 
 
 def print_table(outcomes: list[Outcome], scales: list[int]) -> None:
-    rows = list(dict.fromkeys(o.stage for o in outcomes))
-    rows.sort(key=STAGES.index)
-    by = {(o.stage, o.scale): o for o in outcomes}
+    rows = list(dict.fromkeys(o.row for o in outcomes))
+    rows.sort(key=lambda r: STAGES.index(r.split(" ")[0]))
+    by = {(o.row, o.scale): o for o in outcomes}
     print("\nstage               scale       s  driver CPU s  driver peak MB  own MB  Spark MB   time growth     "
           "memory growth   details")  # fmt: skip
     for row in rows:
@@ -447,7 +464,7 @@ def print_table(outcomes: list[Outcome], scales: list[int]) -> None:
             ratio = scale / first.scale if first else 1.0
             time_growth = growth(o.seconds, first.seconds, ratio) if first and o is not first else ""
             memory_growth = growth(o.own_mb, first.own_mb, ratio) if first and o is not first else ""
-            details = ", ".join(f"{k} {v}" for k, v in o.details.items() if v is not None)
+            details = ", ".join(f"{k} {v}" for k, v in o.details.items() if v is not None and k != "path")
             print(f"{row:<19} {scale:>4}×  {fmt(o.seconds):>6}  {fmt(o.cpu_s):>12}  {fmt(o.peak_mb, 0):>14}  "
                   f"{fmt(o.own_mb, 0):>6}  {fmt(o.spark_mb, 0):>8}   {time_growth:<15} {memory_growth:<15} "
                   f"{details}")  # fmt: skip
@@ -466,6 +483,8 @@ def main() -> None:
     )
     parser.add_argument("--budget-minutes", type=float, default=24, help="the whole run's time; stages past it "
                         "are reported as not reached")  # fmt: skip
+    parser.add_argument("--other-path", default=",".join(TWO_PATHS), help="stages also timed on the path the "
+                        "threshold did not choose (comma-separated; empty: none)")  # fmt: skip
     parser.add_argument("--worker", choices=list(STAGE_FUNCTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--scale", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
@@ -475,53 +494,74 @@ def main() -> None:
         return
 
     from benchmarks._common import local_services
+    from podrec_assets.lib.settings import DRIVER, SPARK, scoring_path, spark_path_min_listeners
 
     scales = sorted({int(s) for s in args.scales.split(",")})
+    other_path = {s for s in args.other_path.split(",") if s}
     outcomes: list[Outcome] = []
     started = time.perf_counter()
     deadline = started + args.budget_minutes * 60
-    print(f"stage timeout {args.stage_timeout:.0f} s; budget {args.budget_minutes:g} min")
+    threshold = spark_path_min_listeners()
+    print(f"threshold: PODREC_SPARK_PATH_MIN_LISTENERS = {threshold:,} listeners ({threshold / DEMO_LISTENERS:.0f}× "
+          f"the demo); stage timeout {args.stage_timeout:.0f} s; budget {args.budget_minutes:g} min")  # fmt: skip
     with local_services(["kafka", "mongo"]) as home:
         for scale in scales:
             workspace = home / f"x{scale}"
             (workspace / "dagster").mkdir(parents=True)
             (workspace / "workspace.json").write_text(json.dumps(
                 {"topic": f"scale-x{scale}-{uuid.uuid4().hex[:6]}", "database": f"scale_x{scale}"}))  # fmt: skip
-            print(f"\n{scale}×: {DEMO_LISTENERS * scale:,} listeners, {DEMO_EPISODES * scale:,} episodes, "
-                  f"{DEMO_DAYS} days", flush=True)  # fmt: skip
+            listeners = DEMO_LISTENERS * scale
+            chosen = scoring_path(listeners)
+            print(f"\n{scale}×: {listeners:,} listeners, {DEMO_EPISODES * scale:,} episodes, {DEMO_DAYS} days; "
+                  f"the threshold chooses the {chosen} path", flush=True)  # fmt: skip
             spark_started = time.perf_counter()
             stack, spark_pid = _spark_up(workspace / "spark")
             print(f"  Spark Connect server up in {time.perf_counter() - spark_started:.1f} s", flush=True)
             broken: set[str] = set()
             try:
                 for stage in ORDER:
-                    needed = DEPENDS.get(stage, "")
-                    left = deadline - time.perf_counter()
-                    if needed in broken:
-                        broken.add(stage)
-                        outcome = Outcome(stage, scale, error=f"not run: {needed} broke", skipped=True)
-                    elif left < 10:
-                        outcome = Outcome(stage, scale, error="not reached: the run's time budget is spent",
-                                          skipped=True)  # fmt: skip
-                    else:
-                        outcome = run_worker(
-                            stage, scale, workspace, min(args.stage_timeout, left), spark_pid
-                        )
-                    if outcome.error:
-                        print(f"  {stage}: {'' if outcome.skipped else 'BROKE: '}{outcome.error}", flush=True)
-                        broken.add(stage)
-                    else:
-                        print(f"  {stage}: {outcome.seconds:.1f} s, driver peak {outcome.peak_mb:.0f} MB "
-                              f"(own {outcome.own_mb:.0f}), Spark {fmt(outcome.spark_mb, 0)} MB  {outcome.details}",
-                              flush=True)  # fmt: skip
-                    if stage in STAGES:
-                        outcomes.append(outcome)
+                    runs = [""]
+                    if stage in other_path:  # the other path first: what runs downstream is the chosen one's
+                        runs = [SPARK if chosen == DRIVER else DRIVER, ""]
+                    for forced in runs:
+                        needed = DEPENDS.get(stage, "")
+                        left = deadline - time.perf_counter()
+                        if needed in broken:
+                            broken.add(stage)
+                            outcome = Outcome(
+                                stage, scale, forced, error=f"not run: {needed} broke", skipped=True
+                            )
+                        elif left < 10:
+                            outcome = Outcome(stage, scale, forced, error="not reached: the run's time budget is "
+                                              "spent", skipped=True)  # fmt: skip
+                        else:
+                            outcome = run_worker(stage, scale, workspace, min(args.stage_timeout, left), spark_pid,
+                                                 forced)  # fmt: skip
+                        label = f"{stage}{f' ({forced})' if forced else ''}"
+                        if outcome.error:
+                            print(
+                                f"  {label}: {'' if outcome.skipped else 'BROKE: '}{outcome.error}",
+                                flush=True,
+                            )
+                            if not forced:
+                                broken.add(stage)
+                        else:
+                            print(f"  {label}: {outcome.seconds:.1f} s, driver peak {outcome.peak_mb:.0f} MB "
+                                  f"(own {outcome.own_mb:.0f}), Spark {fmt(outcome.spark_mb, 0)} MB  "
+                                  f"{outcome.details}", flush=True)  # fmt: skip
+                        if stage in STAGES:
+                            outcomes.append(outcome)
             finally:
                 if stack is not None:
                     stack.down(log=lambda m: None)
         print_table(outcomes, scales)
     print(f"\nwhole run {time.perf_counter() - started:.0f} s")
-    broke = [o for o in outcomes if o.error and not o.skipped]
+    paths = "; ".join(
+        f"{s}× ({DEMO_LISTENERS * s:,} listeners) {scoring_path(DEMO_LISTENERS * s)}" for s in scales
+    )
+    print(f"paths the threshold chose: {paths}. The Spark path takes over from {threshold:,} listeners "
+          f"({threshold / DEMO_LISTENERS:.0f}× the demo).")  # fmt: skip
+    broke = [o for o in outcomes if o.error and not o.skipped and not o.forced]
     if broke:
         first = min(broke, key=lambda o: (o.scale, STAGES.index(o.stage)))
         print(f"first to break: {first.stage} at {first.scale}× ({first.error})")

@@ -32,6 +32,25 @@ def first_partition_day() -> str:
     return os.environ.get("PODREC_FIRST_DAY") or DEFAULT_FIRST_DAY
 
 
+# From this many listeners on, the steps that score or rank every listener (ALS top-N in als_recommendations, the
+# lists of final_recommendations) run in Spark (mapInArrow over blocks of listeners) instead of on the driver, so a
+# Spark cluster takes them. Both paths run the same function and give the same lists (a test holds it). Below it
+# the driver is faster: a local Spark server shares the driver's cores and adds its round trips
+# (benchmarks/scale.py measures both paths and where the driver's time and memory go).
+DEFAULT_SPARK_PATH_MIN_LISTENERS = 50_000
+DRIVER, SPARK = "driver", "spark"
+
+
+def spark_path_min_listeners() -> int:
+    """PODREC_SPARK_PATH_MIN_LISTENERS, or the default; 0 sends everything to Spark."""
+    return int(os.environ.get("PODREC_SPARK_PATH_MIN_LISTENERS") or DEFAULT_SPARK_PATH_MIN_LISTENERS)
+
+
+def scoring_path(listeners: int) -> str:
+    """Where every listener's scoring and ranking runs for a set of `listeners`: DRIVER or SPARK."""
+    return SPARK if listeners >= spark_path_min_listeners() else DRIVER
+
+
 def podrec_home() -> Path:
     """The state folder: Delta tables, service data, PID files, logs and DAGSTER_HOME."""
     return Path(os.environ.get("PODREC_HOME") or REPO_ROOT / ".podrec").resolve()

@@ -244,22 +244,35 @@ def als_recommendations(
     config: AlsRecommendationsConfig,
     delta: DeltaLakeResource,
     models: ModelStoreResource,
+    pyspark: PySparkResource,
 ) -> MaterializeResult:
+    from podrec_assets.lib.models.recommend import model_users
+    from podrec_assets.lib.models.recommend_spark import recommend_all_users_spark
+    from podrec_assets.lib.settings import SPARK, scoring_path, spark_path_min_listeners
+
     registry = models.registry("als")
     version = registry.current()
     if version is None:
         raise Failure("no ALS model has been promoted yet (see the als_model beats_popularity check)")
     options = delta.storage_options()
-    engagement = DeltaTable(delta.table_uri(DAILY_ENGAGEMENT), storage_options=options)
-    engaged = engagement.to_pyarrow_table(columns=["user_id", "episode_id"])
-    recommendations = recommend_all_users(
-        registry.path(version), version, engaged, config.top_n, datetime.now(UTC)
-    )
+    path = scoring_path(model_users(registry.path(version)))
+    if path == SPARK:  # above the threshold a Spark cluster scores the listeners (lib/models/recommend_spark.py)
+        recommendations = recommend_all_users_spark(pyspark.spark_session, registry.path(version), version,
+                                                    delta.table_uri(DAILY_ENGAGEMENT), config.top_n,
+                                                    datetime.now(UTC), options)  # fmt: skip
+    else:
+        engagement = DeltaTable(delta.table_uri(DAILY_ENGAGEMENT), storage_options=options)
+        engaged = engagement.to_pyarrow_table(columns=["user_id", "episode_id"])
+        recommendations = recommend_all_users(
+            registry.path(version), version, engaged, config.top_n, datetime.now(UTC)
+        )
     uri = delta.table_uri(ALS_RECOMMENDATIONS)
     write_deltalake(uri, recommendations, mode="overwrite", schema_mode="overwrite", storage_options=options)
     return MaterializeResult(
         metadata={
             "model_version": version,
+            "path": path,
+            "spark_path_min_listeners": spark_path_min_listeners(),
             "rows": recommendations.num_rows,
             "users": len(set(recommendations.column("user_id").to_pylist())),
             "delta_version": delta_version(uri, options),

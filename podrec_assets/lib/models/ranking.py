@@ -1,9 +1,9 @@
 """Where a recommendation gets its score: top-N by dot product of user and item vectors, minus excluded pairs.
 
 ALS scores are `user_factors · episode_factors`; the popularity baseline is the same computation with a user vector of
-1 and an item "vector" of its popularity. Scoring runs on the driver in numpy, a block of users at a time, so memory
-stays at block × catalog floats (2,048 × 100k episodes ≈ 800 MB is the practical ceiling; beyond that, Spark's
-`recommendForAllUsers` over-fetching and filtering takes over).
+1 and an item "vector" of its popularity. Scoring runs in numpy a block of users at a time, on the driver or, above
+PODREC_SPARK_PATH_MIN_LISTENERS listeners, in Spark tasks (recommend_spark.py); memory stays at block × catalog
+floats either way (2,048 × 100k episodes ≈ 800 MB is the practical ceiling per process).
 """
 
 from __future__ import annotations

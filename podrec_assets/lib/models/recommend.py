@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy import sparse
 
 from podrec_assets.lib.models.factors import Factors, read_factors
 from podrec_assets.lib.models.ranking import pair_matrix, rank_with_factors
@@ -57,30 +59,69 @@ def read_model(model_dir: Path, version: str, fit: str = "serving") -> AlsModel:
     )
 
 
-def recommend_all_users(model_dir: Path, version: str, engaged: pa.Table, n: int, now: datetime) -> pa.Table:
-    """Top-`n` episodes for every user the model knows. `engaged` (user_id, episode_id) holds every pair with any
-    engagement in the whole history — heard, skipped, rated: none of them is recommended."""
-    model = read_model(model_dir, version)
-    user_ids, episode_ids, users, episodes = model.user_ids, model.episode_ids, model.users, model.episodes
+@dataclass(frozen=True)
+class ItemSide:
+    """What every listener is scored against: the model's episode factors, the episodes' names by index and the
+    list length. Episodes × rank floats: small enough to ship with the scoring function to every Spark task."""
 
-    # Engaged pairs in the model's index space; episodes or users the model does not know cannot be recommended.
-    user_codes = pd.Categorical(engaged.column("user_id").to_pandas(), categories=user_ids).codes
-    episode_codes = pd.Categorical(engaged.column("episode_id").to_pandas(), categories=episode_ids).codes
-    known = (user_codes >= 0) & (episode_codes >= 0)
-    engaged_matrix = pair_matrix(user_codes[known], episode_codes[known], (len(user_ids), len(episode_ids)))
+    episode_ids: np.ndarray  # (C,) object: the episode id of each model index
+    episodes: Factors
+    n: int
 
-    items, scores = rank_with_factors(users.vectors, episodes, engaged_matrix[users.ids], n)
+    @classmethod
+    def of(cls, model_dir: Path, n: int) -> ItemSide:
+        names = read_ids(model_dir / "episode_ids.parquet", "episode_id")
+        return cls(np.asarray(names, dtype=object), read_factors(model_dir / "item_factors.parquet"), n)
+
+    def excluded(self, rows: np.ndarray, episode_ids: np.ndarray, users: int) -> sparse.csr_matrix:
+        """The (users × C) matrix of engaged pairs, from row numbers and episode ids; episodes the model does not
+        know cannot be recommended anyway and are dropped."""
+        codes = pd.Index(self.episode_ids).get_indexer(episode_ids)
+        known = codes >= 0
+        return pair_matrix(rows[known], codes[known], (users, len(self.episode_ids)))
+
+
+def score_users(
+    user_ids: np.ndarray, user_vectors: np.ndarray, exclude: sparse.csr_matrix, side: ItemSide
+) -> pa.Table:
+    """THE scoring step of both paths (the driver's and Spark's): each listener's top-n episodes by user · episode
+    factors, minus their row of `exclude`, as (user_id, episode_id, rank, score) rows. Every listener's list depends
+    on their own row only, so the paths can differ by how they cut the listeners into blocks and nothing else."""
+    items, scores = rank_with_factors(user_vectors, side.episodes, exclude, side.n)
     rows, ranks = np.nonzero(items >= 0)
-    user_names = np.asarray(user_ids, dtype=object)
-    episode_names = np.asarray(episode_ids, dtype=object)
-    table = pa.table(
+    return pa.table(
         {
-            "user_id": user_names[users.ids[rows]],
-            "episode_id": episode_names[items[rows, ranks]],
-            "rank": (ranks + 1).astype(np.int32),
-            "score": scores[rows, ranks],
-            "model_version": np.full(len(rows), version, dtype=object),
-            "generated_at": pa.array([now] * len(rows), pa.timestamp("us", tz="UTC")),
+            "user_id": pa.array(np.asarray(user_ids, dtype=object)[rows], pa.string()),
+            "episode_id": pa.array(side.episode_ids[items[rows, ranks]], pa.string()),
+            "rank": pa.array((ranks + 1).astype(np.int32), pa.int32()),
+            "score": pa.array(scores[rows, ranks], pa.float32()),
         }
     )
+
+
+def finish(scored: pa.Table, version: str, now: datetime) -> pa.Table:
+    """Scored rows (either path's) as ALS_RECOMMENDATIONS_SCHEMA, by user and rank."""
+    table = scored.append_column(
+        "model_version", pa.array([version] * scored.num_rows, pa.string())
+    ).append_column("generated_at", pa.array([now] * scored.num_rows, pa.timestamp("us", tz="UTC")))
     return table.cast(ALS_RECOMMENDATIONS_SCHEMA).sort_by([("user_id", "ascending"), ("rank", "ascending")])
+
+
+def model_users(model_dir: Path) -> int:
+    """How many listeners a version scores (what chooses the driver or the Spark path), without reading them."""
+    return pq.ParquetFile(model_dir / "user_ids.parquet").metadata.num_rows
+
+
+def recommend_all_users(model_dir: Path, version: str, engaged: pa.Table, n: int, now: datetime) -> pa.Table:
+    """Top-`n` episodes for every user the model knows, on the driver. `engaged` (user_id, episode_id) holds every
+    pair with any engagement in the whole history — heard, skipped, rated: none of them is recommended. The Spark
+    path (recommend_spark.py) gives the same rows."""
+    model = read_model(model_dir, version)
+    side = ItemSide(np.asarray(model.episode_ids, dtype=object), model.episodes, n)
+    # Engaged pairs in the model's index space; users the model does not know get no list.
+    user_codes = pd.Categorical(engaged.column("user_id").to_pandas(), categories=model.user_ids).codes
+    known = user_codes >= 0
+    episodes = engaged.column("episode_id").to_numpy(zero_copy_only=False)
+    exclude = side.excluded(user_codes[known].astype(np.int64), episodes[known], len(model.user_ids))
+    user_names = np.asarray(model.user_ids, dtype=object)[model.users.ids]
+    return finish(score_users(user_names, model.users.vectors, exclude[model.users.ids], side), version, now)
