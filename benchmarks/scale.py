@@ -1,7 +1,8 @@
 """How each stage grows with the data: 1×, 10× and 30× the demo's listeners, episodes and events.
 
-    python benchmarks/scale.py                      # 1×, 10×, 30×: ~25 minutes
+    python benchmarks/scale.py                      # 1×, 10×, 30×: ~20 minutes on an idle 2-core machine
     python benchmarks/scale.py --scales 1,2         # a quick run (~5 minutes)
+    python benchmarks/scale.py --scales 60 --stages ranker --stage-timeout 900   # one stage further out
 
 The demo (`make demo`) is 300 synthetic listeners over 14 days on the 48-episode sample catalog (~13k events). At
 scale s: 300·s listeners (the same sessions each, so ~13k·s events) and 48·s episodes (the sample catalog plus
@@ -485,6 +486,8 @@ def main() -> None:
                         "are reported as not reached")  # fmt: skip
     parser.add_argument("--other-path", default=",".join(TWO_PATHS), help="stages also timed on the path the "
                         "threshold did not choose (comma-separated; empty: none)")  # fmt: skip
+    parser.add_argument("--stages", default=",".join(STAGES), help="the stages to time (comma-separated); the "
+                        "ones they need run too, as setup")  # fmt: skip
     parser.add_argument("--worker", choices=list(STAGE_FUNCTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--scale", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
@@ -497,7 +500,13 @@ def main() -> None:
     from podrec_assets.lib.settings import DRIVER, SPARK, scoring_path, spark_path_min_listeners
 
     scales = sorted({int(s) for s in args.scales.split(",")})
-    other_path = {s for s in args.other_path.split(",") if s}
+    wanted = {s for s in args.stages.split(",") if s}
+    other_path = {s for s in args.other_path.split(",") if s} & wanted
+    timed_or_needed = set(wanted)  # and every stage those need
+    for stage in wanted:
+        while stage in DEPENDS:
+            stage = DEPENDS[stage]
+            timed_or_needed.add(stage)
     outcomes: list[Outcome] = []
     started = time.perf_counter()
     deadline = started + args.budget_minutes * 60
@@ -519,17 +528,17 @@ def main() -> None:
             print(f"  Spark Connect server up in {time.perf_counter() - spark_started:.1f} s", flush=True)
             broken: set[str] = set()
             try:
-                for stage in ORDER:
+                for stage in [s for s in ORDER if s in timed_or_needed]:
                     runs = [""]
                     if stage in other_path:  # the other path first: what runs downstream is the chosen one's
                         runs = [SPARK if chosen == DRIVER else DRIVER, ""]
                     for forced in runs:
-                        needed = DEPENDS.get(stage, "")
+                        prerequisite = DEPENDS.get(stage, "")
                         left = deadline - time.perf_counter()
-                        if needed in broken:
+                        if prerequisite in broken:
                             broken.add(stage)
                             outcome = Outcome(
-                                stage, scale, forced, error=f"not run: {needed} broke", skipped=True
+                                stage, scale, forced, error=f"not run: {prerequisite} broke", skipped=True
                             )
                         elif left < 10:
                             outcome = Outcome(stage, scale, forced, error="not reached: the run's time budget is "
@@ -549,7 +558,7 @@ def main() -> None:
                             print(f"  {label}: {outcome.seconds:.1f} s, driver peak {outcome.peak_mb:.0f} MB "
                                   f"(own {outcome.own_mb:.0f}), Spark {fmt(outcome.spark_mb, 0)} MB  "
                                   f"{outcome.details}", flush=True)  # fmt: skip
-                        if stage in STAGES:
+                        if stage in wanted:
                             outcomes.append(outcome)
             finally:
                 if stack is not None:

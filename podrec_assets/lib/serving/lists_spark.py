@@ -35,8 +35,9 @@ RANKED_SCHEMA = pa.schema([f for f in FINAL_RECOMMENDATIONS_SCHEMA if f.name != 
 RANKED_SPARK_SCHEMA = from_arrow_schema(RANKED_SCHEMA)
 # What goes into Spark: the history pairs, times as microseconds.
 PAIRS_DDL = "user_id string, episode_id string, engagement double, events long, first_ts long, last_ts long"
-# Listeners per Spark task: enough to amortize the context's unpickling, few enough that a cluster spreads them.
-LISTENERS_PER_TASK = 4096
+# Listeners per Spark task: two recall blocks (candidates.py). Small tasks spread evenly over the cores (9,000
+# listeners make 9 tasks, not 3 for 2 cores); each unpickles the context once.
+LISTENERS_PER_TASK = 1024
 
 
 def _microseconds(times: pd.Series) -> np.ndarray:
