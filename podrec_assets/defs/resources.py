@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from dagster import ConfigurableResource, Definitions, EnvVar, definitions
+from dagster import ConfigurableResource, Definitions, EnvVar, InitResourceContext, definitions
 from dagster_pyspark import PySparkResource
+from dagster_pyspark.resources import spark_session_from_config
 from kafka import KafkaConsumer, KafkaProducer
 from pydantic import Field
 from pymongo import MongoClient
@@ -101,6 +103,21 @@ class ModelStoreResource(ConfigurableResource):
         return ModelRegistry(Path(self.root), name, self.tracking_uri)
 
 
+class LazyPySparkResource(PySparkResource):
+    """dagster-pyspark's resource, connecting on first use rather than at the run's start: `als_recommendations` and
+    `final_recommendations` need Spark only above PODREC_SPARK_PATH_MIN_LISTENERS, and on the driver path must not
+    wait on a Spark server that is down (its client retries for minutes)."""
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        pass
+
+    @property
+    def spark_session(self) -> Any:
+        if self._spark_session is None:
+            self._spark_session = spark_session_from_config(self.spark_config)
+        return self._spark_session
+
+
 class CatalogResource(ConfigurableResource):
     """Where the episode catalog comes from (content/sources.py): any of podcastindex, rss, movielens, sample,
     longtail."""
@@ -175,7 +192,7 @@ def build_resources(resolved: bool = False) -> dict:
         ),
         # dagster-pyspark's resource; `spark.remote` makes its builder return a Spark Connect session, so every run
         # connects to one long-lived Spark server in ~0.5 s instead of starting a JVM (15-40 s here).
-        "pyspark": PySparkResource(spark_config={"spark.remote": os.environ["SPARK_REMOTE"]}),
+        "pyspark": LazyPySparkResource(spark_config={"spark.remote": os.environ["SPARK_REMOTE"]}),
     }
 
 
