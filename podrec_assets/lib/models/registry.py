@@ -169,10 +169,20 @@ class ModelRegistry:
             return []
 
     def _model_version(self, version: str):
-        for model_version in self._all_model_versions():
-            if model_version.tags.get(VERSION_TAG) == version:
-                return model_version
-        return None
+        """The registered version labelled `version`, or None: one filtered query, not a scan of every version."""
+        try:
+            found = self.client.search_model_versions(
+                f"name='{self.model_name}' and tags.{VERSION_TAG}='{version}'"
+            )
+        except MlflowException:
+            return None
+        return found[0] if found else None
+
+    def _existing(self, version: str):
+        found = self._model_version(version)
+        if found is None:
+            raise ValueError(f"no model version {version!r} in {self.model_name} ({self.uri})")
+        return found
 
     def versions(self) -> list[str]:
         """podrec's labels of every registered version, oldest first."""
@@ -180,25 +190,16 @@ class ModelRegistry:
 
     def mlflow_version(self, version: str) -> str:
         """The MLflow Model Registry's version number of podrec's `version`."""
-        found = self._model_version(version)
-        if found is None:
-            raise ValueError(f"no model version {version!r} in {self.model_name} ({self.uri})")
-        return str(found.version)
+        return str(self._existing(version).version)
 
     def manifest(self, version: str) -> dict:
-        found = self._model_version(version)
-        if found is None:
-            raise ValueError(f"no model version {version!r} in {self.model_name} ({self.uri})")
-        uri = f"{found.source}/{MANIFEST}"
+        uri = f"{self._existing(version).source}/{MANIFEST}"
         return json.loads(Path(download_artifacts(artifact_uri=uri, tracking_uri=self.uri)).read_text())
 
     def path(self, version: str) -> Path:
         """A local folder with the version's files. A local store's artifacts are read where they are; a server's
         are downloaded once into <root>/<name>/<version> (complete, or not there)."""
-        found = self._model_version(version)
-        if found is None:
-            raise ValueError(f"no model version {version!r} in {self.model_name} ({self.uri})")
-        source = str(found.source)
+        source = str(self._existing(version).source)
         if source.startswith("file:") or source.startswith("/"):
             return Path(download_artifacts(artifact_uri=source, tracking_uri=self.uri))
         cached = self.folder / version
