@@ -167,10 +167,11 @@ def query_sets(world):
     return [query_set(snapshot, config), query_set(cut_snapshot, config)], config
 
 
-def test_the_gate_refuses_a_ranker_trained_on_shuffled_labels(query_sets):
+@pytest.mark.parametrize("objective", ["rank_xendcg", "lambdarank"])
+def test_the_gate_refuses_a_ranker_trained_on_shuffled_labels(query_sets, objective):
     sets, config = query_sets
     strategy = StrategyConfig(recall=config)
-    small = RankerParams(n_estimators=60)
+    small = RankerParams(n_estimators=60, objective=objective)
     _, honest = train_and_gate(sets, strategy, RankerTrainingConfig(small, min_gate_listeners=10))
     _, shuffled = train_and_gate(
         sets, strategy, RankerTrainingConfig(small, min_gate_listeners=10, shuffle_labels=True)
@@ -201,3 +202,15 @@ def test_a_re_rank_rule_that_costs_more_than_its_budget_is_dropped(query_sets):
         sets, strict, RankerTrainingConfig(small, min_gate_listeners=10, rerank_budget=1.0)
     )
     assert lenient.rerank_kept
+
+
+def test_evaluate_ranker_settings_become_the_ranker_run_config():
+    """`podrec evaluate --ranker FIELD=VALUE`: how a tuning run on a validation split is reproduced."""
+    from podrec_assets.defs.models.ranker import RankerConfig
+    from podrec_assets.tools.cli.evaluate import ranker_overrides
+
+    fields = ranker_overrides(("objective=lambdarank", "cut_weight=10", "seed=1"))
+    assert fields == {"objective": "lambdarank", "cut_weight": 10, "seed": 1}
+    assert RankerConfig(**fields).training().params.objective == "lambdarank"
+    with pytest.raises(SystemExit):  # a typo is refused by name, not silently ignored
+        ranker_overrides(("cut_wieght=10",))

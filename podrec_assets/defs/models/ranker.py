@@ -2,6 +2,7 @@
 against ALS alone and the hybrid, and promoted only when it beats both (the blocking `beats_als_and_hybrid`)."""
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 
 import pandas as pd
 from dagster import (
@@ -54,6 +55,13 @@ class RankerConfig(Config):
     learning_rate: float = Field(default=0.05, gt=0)
     num_leaves: int = Field(default=15, ge=2)
     min_child_samples: int = Field(default=50, ge=1)
+    objective: Literal["rank_xendcg", "lambdarank", "binary"] = Field(
+        default="rank_xendcg",
+        description="LightGBM objective: XE-NDCG (listwise), LambdaRank (pairwise) or binary (pointwise)",
+    )
+    seed: int = Field(
+        default=42, description="LightGBM's seed (row and feature sampling, the objective's own)"
+    )
     recall_als: int = Field(default=200, ge=0, description="candidates from ALS per listener")
     recall_content: int = Field(default=50, ge=0, description="candidates from content neighbours")
     recall_popular: int = Field(default=50, ge=0, description="candidates from the week's most liked")
@@ -86,6 +94,8 @@ class RankerConfig(Config):
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
             min_child_samples=self.min_child_samples,
+            objective=self.objective,
+            seed=self.seed,
         )
         return RankerTrainingConfig(
             params=params,
@@ -113,11 +123,11 @@ def _day_end(day: date) -> float:
     name=RANKER_MODEL,
     deps=[ALS_MODEL, DAILY_ENGAGEMENT, EPISODES, TRANSCRIPT_EMBEDDINGS, EPISODE_SIMILARITY],
     pool=SPARK_POOL,
-    description="LightGBM LambdaRank over candidates from ALS, content, popularity and new episodes (ranking/), "
-    "trained with labels from time splits of the champion ALS version's window. Each run is an MLflow run and a "
-    "version of the registered model podrec-ranker; it gets the `champion` alias (and serves) only if, judged on "
-    "held-out listeners, it beats ALS alone and the hybrid; otherwise the better of those two serves "
-    "(serving/policy.py).",
+    description="A LightGBM ranker (XE-NDCG) over candidates from ALS, content, popularity and new episodes "
+    "(ranking/), trained with labels from time splits of the champion ALS version's window. Each run is an "
+    "MLflow run and a version of the registered model podrec-ranker; it gets the `champion` alias (and serves) "
+    "only if, judged on held-out listeners, it beats ALS alone and the hybrid; otherwise the better of those two "
+    "serves (serving/policy.py).",
     check_specs=[
         AssetCheckSpec(
             "beats_als_and_hybrid",

@@ -7,7 +7,7 @@ lists and the offline evaluation. Plain code: numpy, pandas, scipy and LightGBM,
     listeners.py   the listener side: what they heard, their ALS vector (fold-in), anchors, affinities
     candidates.py  RECALL: a few hundred candidates per listener from ALS, content, popularity and new episodes,
                    and THE FEATURES each candidate is ranked on
-    ranker.py      RANKING: LightGBM LambdaRank over those features, calibrated scores, reasons from the
+    ranker.py      RANKING: a LightGBM ranker (XE-NDCG) over those features, calibrated scores, reasons from the
                    features that produced each score
     rerank.py      RE-RANKING: rules on the ranked list (at most N episodes of one show in the top 10)
     strategies.py  the lists a strategy serves (ranker, ALS alone, hybrid, content, popularity), one entry point

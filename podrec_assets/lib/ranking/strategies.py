@@ -3,7 +3,7 @@ the nightly lists and the near-real-time lists all call the same code.
 
 | strategy | how a list is made | its `score` |
 |---|---|---|
-| `ranker` | recall → LightGBM LambdaRank → re-rank | calibrated chance the listener likes it, [0, 1] |
+| `ranker` | recall → LightGBM ranker (XE-NDCG) → re-rank | calibrated chance the listener likes it, [0, 1] |
 | | (candidates.py, ranker.py, rerank.py) | |
 | `als` | the ALS model's best unheard episodes | the ALS preference estimate user · episode |
 | | | (≈ 0..1, may slightly exceed 1) |

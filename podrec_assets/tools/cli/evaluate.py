@@ -9,6 +9,26 @@ import click
 from podrec_assets.tools.cli.common import fail, resources
 
 
+def ranker_overrides(settings: tuple[str, ...]) -> dict:
+    """`("cut_weight=10", "objective=binary")` → RankerConfig fields, each value parsed as JSON when it is JSON."""
+    import json
+
+    from podrec_assets.defs.models.ranker import RankerConfig
+
+    fields: dict = {}
+    for setting in settings:
+        name, sep, raw = setting.partition("=")
+        if not sep or name not in RankerConfig.model_fields:
+            fail(
+                f"--ranker {setting!r}: expected FIELD=VALUE with FIELD one of {sorted(RankerConfig.model_fields)}"
+            )
+        try:
+            fields[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            fields[name] = raw
+    return fields
+
+
 @click.command("evaluate")
 @click.option("--dataset", type=click.Choice(["movielens-100k"]), required=True)
 @click.option(
@@ -56,6 +76,9 @@ from podrec_assets.tools.cli.common import fail, resources
 @click.option("--reg-param", type=float, default=None)
 @click.option("--alpha", type=float, default=None)
 @click.option("--max-iter", type=int, default=None)
+@click.option("--ranker", "ranker_settings", multiple=True, metavar="FIELD=VALUE",
+              help="temporal/per-listener: a ranker_model run-config field (RankerConfig), e.g. cut_weight=10; "
+              "repeatable: how tuning runs on the validation splits are reproduced")  # fmt: skip
 @click.option("--hybrid/--no-hybrid", default=True, show_default=True,
               help="also the hybrid (ALS + content) at several blend weights, "
               "and the cold-item experiment")  # fmt: skip
@@ -63,8 +86,8 @@ from podrec_assets.tools.cli.common import fail, resources
     "--weights", default="0.5,0.8,0.9,0.95,1.0", show_default=True, help="blend weights w to report"
 )
 def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, horizon_days: float | None,
-             event_mix: str, split: str, rank, reg_param, alpha, max_iter, hybrid: bool,
-             weights: str) -> None:  # fmt: skip
+             event_mix: str, split: str, rank, reg_param, alpha, max_iter, ranker_settings: tuple[str, ...],
+             hybrid: bool, weights: str) -> None:  # fmt: skip
     """Offline quality on real data: the temporal protocol through the real assets, or the random protocol of the
     ALS model code beside published figures (starts the local services it needs)."""
     from pyspark.sql import SparkSession
@@ -89,7 +112,9 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, h
         from podrec_assets.tools.experiments.temporal import evaluate_temporal
 
         als = {k: v for k, v in params.model_dump().items() if k in overrides and overrides[k] is not None}
-        run_config = {"als_model": {"als_model": {"config": {"params": als}}}} if als else None
+        run_config = {"als_model": {"als_model": {"config": {"params": als}}}} if als else {}
+        if ranker_settings:
+            run_config["ranker_model"] = {"ranker_model": {"config": ranker_overrides(ranker_settings)}}
         report = evaluate_temporal(split, protocol, horizon_days, workdir, longtail, log=click.echo,
                                    run_config=run_config, events=event_mix)  # fmt: skip
         for line in report.lines():
@@ -106,4 +131,3 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, h
         blend = [float(w) for w in weights.split(",")]
         for line in hybrid_lines(evaluate_hybrid(spark, params, blend, split, cold_items=split == "test")):
             click.echo(line)
-
