@@ -20,7 +20,7 @@ from podrec_assets.lib.ranking.listeners import build_listeners
 from podrec_assets.lib.ranking.metrics import coverage, ndcg_per_query, paired_bootstrap, ranking_metrics
 from podrec_assets.lib.ranking.ranker import RankerParams
 from podrec_assets.lib.ranking.rerank import limit_per_show
-from podrec_assets.lib.ranking.strategies import StrategyConfig
+from podrec_assets.lib.ranking.strategies import StrategyConfig, fill_short, lists_for
 from podrec_assets.lib.ranking.training import (
     RankerTrainingConfig,
     make_snapshot,
@@ -117,6 +117,36 @@ def test_recall_never_proposes_what_a_listener_heard_and_reaches_a_new_episode_t
     assert new.any() and lovers[found.user[new]].all()  # proposed to those who liked its twin...
     assert found.sources["content"][new].all()  # ...through content
     assert (found.feature("als_known")[new] == 0).all() and np.isnan(found.feature("als_score")[new]).all()
+
+
+def test_served_lists_are_full_when_als_alone_serves_a_listener_it_cannot_score(world):
+    """ALS alone (the fallback when the ranker's gate refuses) has no vector for a listener whose every episode was
+    skipped: found by a temporal validation run, where that listener's empty list failed every_active_user_served
+    and so blocked the publish. Served lists are completed with the week's most liked unheard episodes."""
+    catalog_list, raw = world
+    pairs = pairs_from_events(raw, EventWeights())
+    skipped = pairs["episode_id"].drop_duplicates().head(3)
+    skipper = pd.DataFrame({"user_id": "only-skips", "episode_id": skipped, "engagement": -1.0, "events": 1,
+                            "first_ts": pairs["last_ts"].max(), "last_ts": pairs["last_ts"].max()})  # fmt: skip
+    pairs = pd.concat([pairs, skipper], ignore_index=True)
+    catalog = build_catalog(episodes_table(catalog_list))
+    model = align_model(numpy_als(pairs, "m"), catalog)
+    listeners = build_listeners(pairs, catalog, model, END.timestamp())
+    stats = snapshot_stats(pairs, catalog, END.timestamp())
+    users = np.arange(len(listeners))
+    me = listeners.ids.get_loc("only-skips")
+    assert not listeners.solved[me]
+
+    plain = lists_for("als", users, listeners, catalog, model, stats, StrategyConfig(n=20))
+    assert (plain.items[me] < 0).all()  # what ALS alone gives them: nothing
+    full = fill_short(plain, users, listeners, stats)
+    mine = full.items[me]
+    assert (mine >= 0).all() and len(set(mine.tolist())) == 20
+    assert not listeners.seen[me, mine].toarray().any()  # never what they skipped
+    assert set(full.sources[me]) == {"popular"}
+    assert (np.diff(full.scores[me]) <= 0).all()
+    solved = np.flatnonzero(listeners.solved)
+    assert (full.items[solved] >= 0).all() and (np.diff(full.scores[solved], axis=1) <= 1e-7).all()
 
 
 def test_limit_per_show_moves_the_surplus_below_the_top_and_drops_nothing():

@@ -103,6 +103,29 @@ def lists_for(
     raise ValueError(f"unknown strategy {strategy!r}; one of {STRATEGIES}")
 
 
+def fill_short(lists: Lists, users: np.ndarray, listeners: Listeners, stats: EpisodeStats) -> Lists:
+    """Served lists are full: a list the strategy left short (ALS alone for a listener with no positive episode,
+    so no vector; or a strategy that knows few episodes) is completed with this week's most liked unheard
+    episodes it does not hold yet, marked `popular`, each scored at most the score above it."""
+    n = lists.items.shape[1]
+    short = np.flatnonzero((lists.items < 0).any(axis=1))
+    if len(short) == 0:
+        return lists
+    trending = _popularity(users[short], listeners, stats.trending, 2 * n)
+    for k, row in enumerate(short):
+        have = int((lists.items[row] >= 0).sum())
+        fresh = (trending.items[k] >= 0) & ~np.isin(trending.items[k], lists.items[row, :have])
+        items, scores = trending.items[k][fresh][: n - have], trending.scores[k][fresh][: n - have]
+        if have:
+            scores = np.minimum(scores, lists.scores[row, have - 1])
+        end = have + len(items)
+        lists.items[row, have:end] = items
+        lists.scores[row, have:end] = scores
+        lists.sources[row, have:end] = "popular"
+        lists.anchors[row, have:end] = -1
+    return lists
+
+
 def _best_unheard(scores: np.ndarray, valid: np.ndarray, n: int, source: str) -> Lists:
     """Each row's n best `scores` where `valid` (the listener has not engaged with it), best first."""
     out = Lists.empty(len(scores), n)

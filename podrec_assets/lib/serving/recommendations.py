@@ -19,7 +19,7 @@ from podrec_assets.lib.content.tables import UTC_TIMESTAMP
 from podrec_assets.lib.models.recommend import AlsModel
 from podrec_assets.lib.ranking.catalog import Catalog, EpisodeStats, ModelSide, align_model, build_catalog
 from podrec_assets.lib.ranking.listeners import build_listeners
-from podrec_assets.lib.ranking.strategies import Lists, StrategyConfig, lists_for
+from podrec_assets.lib.ranking.strategies import Lists, StrategyConfig, fill_short, lists_for
 from podrec_assets.lib.ranking.training import snapshot_stats
 from podrec_assets.lib.serving.lookup import COLD_START_USER  # shared with serving-time reads
 from podrec_assets.lib.serving.policy import Policy
@@ -110,14 +110,15 @@ def list_rows(ctx: ServingContext, pairs: pd.DataFrame, user_ids: list[str], now
 
 
 def strategy_lists(
-    ctx: ServingContext, pairs: pd.DataFrame, ids: pd.Index, strategy: str | None = None
+    ctx: ServingContext, pairs: pd.DataFrame, ids: pd.Index, strategy: str | None = None, fill: bool = True
 ) -> Lists:
-    """The lists `strategy` (default: the serving one) gives the listeners `ids` from their history `pairs`."""
+    """The lists `strategy` (default: the serving one) gives the listeners `ids` from their history `pairs`;
+    `fill`: short lists completed as served (strategies.fill_short), not when a strategy is judged on its own."""
     listeners = build_listeners(
         pairs, ctx.catalog, ctx.model, ctx.t_ref, ctx.config.anchors, ctx.config.half_life_days, user_ids=ids
     )
     users = np.arange(len(ids))
-    return lists_for(
+    lists = lists_for(
         strategy or ctx.policy.strategy,
         users,
         listeners,
@@ -127,6 +128,7 @@ def strategy_lists(
         ctx.config.strategy,
         ctx.policy.ranker,
     )
+    return fill_short(lists, users, listeners, ctx.stats) if fill else lists
 
 
 def cold_start_rows(ctx: ServingContext, now: datetime) -> pa.Table:

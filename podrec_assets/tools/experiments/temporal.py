@@ -244,8 +244,14 @@ def run_graph(
             assets, resources=resources, instance=instance, run_config=config, raise_on_error=False, **kwargs
         )
         seconds[name] = round(time.perf_counter() - started, 1)
-        log(f"  {name:<24} {seconds[name]:>6.1f} s  {'ok' if result.success else 'FAILED'}")
-        if not result.success:
+        # a blocking check that refuses (the ranker's gate) fails the run, as in production, after the asset was
+        # written and registered; what serves is then the policy's fallback, which is what gets judged
+        refused = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+        materialized = {m.asset_key for m in result.get_asset_materialization_events()}
+        gated = not result.success and refused and set().union(*(a.keys for a in assets)) <= materialized
+        status = "ok" if result.success else f"refused by {', '.join(refused)}" if gated else "FAILED"
+        log(f"  {name:<24} {seconds[name]:>6.1f} s  {status}")
+        if not result.success and not gated:
             raise RuntimeError(f"stage {name} failed (see the Dagster events of run {result.run_id})")
 
     started = time.perf_counter()
@@ -365,7 +371,7 @@ def score_workspace(
         client.close()
 
     def library(strategy: str) -> list[list[str]]:
-        lists = strategy_lists(ctx, everyone, pd.Index(users), strategy)
+        lists = strategy_lists(ctx, everyone, pd.Index(users), strategy, fill=False)
         return [[catalog_ids[i] for i in row[:K] if i >= 0] for row in lists.items]
 
     lists = {
