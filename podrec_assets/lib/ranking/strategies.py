@@ -12,6 +12,9 @@ the nightly lists and the near-real-time lists all call the same code.
 | `popularity` | most listeners with positive engagement in the window | listeners ÷ the most popular episode's, |
 | | | [0, 1] |
 | `trending` | most listeners with positive engagement in the last 7 days (the cold-start list) | the same, [0, 1] |
+
+A served list the strategy leaves short is completed from `trending` (`fill_short`; source `popular`, each score
+at most the one above it), so every listener with history gets a full list whatever serves.
 """
 
 from __future__ import annotations
