@@ -1,6 +1,15 @@
 """The Dagster layer of ingestion: the sensor's decisions and run keys, the asset and its checks."""
 
-from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context, materialize
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetCheckSeverity,
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
 
 from podrec_assets.definitions import defs
 from podrec_assets.defs.ingestion.assets import user_event_tables
@@ -75,7 +84,7 @@ def test_materialization_reports_counts_and_checks_pass(kafka, delta):
         metadata = result.asset_materializations_for_node("user_event_tables")[0].metadata
         assert metadata["events_accepted"].value == 300 and metadata["quarantined"].value == 1
         evaluations = result.get_asset_check_evaluations()
-        assert len(evaluations) == 5 and all(e.passed for e in evaluations), [
+        assert len(evaluations) == len(raw_user_events_checks) and all(e.passed for e in evaluations), [
             (e.check_name, e.metadata) for e in evaluations if not e.passed
         ]
 
@@ -92,3 +101,26 @@ def test_quarantine_rate_check_blocks_when_a_producer_sends_garbage(kafka, delta
         rate = next(e for e in result.get_asset_check_evaluations() if e.check_name == "quarantine_rate")
         assert not rate.passed and rate.metadata["rate"].value == 0.5
         assert rate.metadata["max_rate"].value == QuarantineRateConfig().max_rate
+
+
+def test_events_before_the_first_engagement_day_are_flagged_not_silently_dropped(kafka, delta, monkeypatch):
+    """An event dated before PODREC_FIRST_DAY is stored, but no daily_engagement partition will ever hold it: the
+    warning check names how many there are and the earliest day."""
+    monkeypatch.setenv("PODREC_FIRST_DAY", "2025-01-01")
+    old = v1_events(3, prefix="old", start=datetime(2024, 12, 30, 12, tzinfo=UTC))
+    produce(kafka, old + v1_events(4, prefix="new"))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            [user_event_tables, *raw_user_events_checks],
+            resources={"kafka": kafka, "delta": delta},
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert result.success  # a warning, not a failed run: the events are kept
+        check = next(
+            e for e in result.get_asset_check_evaluations() if e.check_name == "events_within_engagement_days"
+        )
+        assert not check.passed and check.severity == AssetCheckSeverity.WARN
+        assert check.metadata["events_on_those_days"].value == 3
+        assert check.metadata["earliest"].value == "2024-12-30"
+        assert check.metadata["days_before_first_day"].value == 1

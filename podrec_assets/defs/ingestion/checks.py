@@ -15,11 +15,13 @@ from pydantic import Field
 from podrec_assets.defs.resources import DeltaLakeResource
 from podrec_assets.lib.ingestion.quality import (
     REQUIRED_KEYS,
+    days_before,
     duplicate_event_ids,
     null_key_counts,
     schema_differences,
     unknown_event_types,
 )
+from podrec_assets.lib.settings import first_partition_day
 from podrec_assets.names import RAW_USER_EVENTS
 
 
@@ -129,10 +131,41 @@ def raw_user_events_quarantine_rate(
     )
 
 
+@asset_check(
+    asset=RAW_USER_EVENTS,
+    name="events_within_engagement_days",
+    description="Warns when the last run wrote events dated before PODREC_FIRST_DAY: they are kept in "
+    "raw_user_events but no daily_engagement partition covers them, so no model or list learns from them.",
+)
+def raw_user_events_within_engagement_days(
+    context: AssetCheckExecutionContext, delta: DeltaLakeResource
+) -> AssetCheckResult:
+    first_day = first_partition_day()
+    early = days_before(_last_ingest_metadata(context).get("event_dates") or [], first_day)
+    events = 0
+    if early:
+        table = _raw_table(delta).to_pyarrow_table(
+            filters=[("event_date", "in", early)], columns=["event_id"]
+        )
+        events = table.num_rows
+    return AssetCheckResult(
+        passed=not early,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "first_day": first_day,
+            "days_before_first_day": len(early),
+            "events_on_those_days": events,
+            "earliest": early[0] if early else "none",
+            "remedy": "set PODREC_FIRST_DAY on or before the earliest day, reload, backfill daily_engagement",
+        },
+    )
+
+
 raw_user_events_checks = [
     raw_user_events_schema,
     raw_user_events_no_null_keys,
     raw_user_events_unique_event_id,
     raw_user_events_known_event_types,
     raw_user_events_quarantine_rate,
+    raw_user_events_within_engagement_days,
 ]

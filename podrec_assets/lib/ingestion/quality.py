@@ -37,3 +37,8 @@ def duplicate_event_ids(event_ids: pa.ChunkedArray) -> int:
 def unknown_event_types(event_types: pa.ChunkedArray) -> list[str]:
     distinct = pc.unique(event_types).to_pylist()
     return sorted(t for t in distinct if t not in EVENT_TYPES)
+
+
+def days_before(event_dates: list[str], first_day: str) -> list[str]:
+    """The ISO days in `event_dates` earlier than `first_day`: events there have no daily_engagement partition."""
+    return sorted(day for day in event_dates if day < first_day)
