@@ -19,6 +19,14 @@ from podrec_assets.lib.dashboard.models import (
 from podrec_assets.lib.serving.policy import ALS, RANKER, Policy, serving_policy
 
 DEFAULT_METRIC = "ndcg@10"
+POLICY_TTL_SECONDS = 30
+
+
+@st.cache_resource(ttl=POLICY_TTL_SECONDS, show_spinner=False)
+def current_policy(model_root: str, tracking_uri: str | None) -> Policy:
+    """The serving policy, shared by every session for 30 s: deciding it reads each ranker's manifest and loads the
+    serving LightGBM model, too much for every rerun of the page (an error is not cached: the next run retries)."""
+    return serving_policy(model_root, tracking_uri)
 
 
 @common.guarded
@@ -29,7 +37,7 @@ def render() -> None:
     ranker = registry_view(source.model_root, RANKER, source.tracking_uri)
     policy, problem = None, None
     try:
-        policy = serving_policy(source.model_root, source.tracking_uri)
+        policy = current_policy(source.model_root, source.tracking_uri)
     except (
         Exception
     ) as error:  # a manifest or model file from another version of the code: say so, show the rest
