@@ -168,6 +168,11 @@ def test_a_recreated_topic_is_read_from_its_start_and_nothing_lands_twice(kafka,
     produce(
         kafka, v1_events(50)[:10] + v1_events(20, prefix="after-reset")
     )  # a replay of 10 old ones, 20 new
-    report = ingest(kafka, delta)
-    assert (report.accepted, report.duplicates) == (20, 10)
+    # a topic re-created a moment ago may serve nothing to the first poll (Tansu; seen once in CI): the sensor would
+    # simply run again, and so does the test, a bounded number of times
+    accepted = duplicates = runs = 0
+    while (accepted, duplicates) != (20, 10) and runs < 5:
+        report = ingest(kafka, delta)
+        accepted, duplicates, runs = accepted + report.accepted, duplicates + report.duplicates, runs + 1
+    assert (accepted, duplicates) == (20, 10)
     assert table(delta).num_rows == 70
