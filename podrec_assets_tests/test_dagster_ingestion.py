@@ -28,6 +28,20 @@ def evaluate_sensor(instance, kafka, delta):
     return user_events_kafka_sensor(context)
 
 
+def ingest_with_checks(kafka, delta, instance):
+    """One ingestion run with every raw_user_events check, as the sensor's job runs them (a failed run returns)."""
+    return materialize(
+        [user_event_tables, *raw_user_events_checks],
+        resources={"kafka": kafka, "delta": delta},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def check_named(result, name: str):
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
+
+
 def test_definitions_load():
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {
@@ -75,11 +89,7 @@ def test_run_keys_and_retry_backoff():
 def test_materialization_reports_counts_and_checks_pass(kafka, delta):
     produce(kafka, v1_events(300) + [b"not json"])
     with DagsterInstance.ephemeral() as instance:
-        result = materialize(
-            [user_event_tables, *raw_user_events_checks],
-            resources={"kafka": kafka, "delta": delta},
-            instance=instance,
-        )
+        result = ingest_with_checks(kafka, delta, instance)
         assert result.success
         metadata = result.asset_materializations_for_node("user_event_tables")[0].metadata
         assert metadata["events_accepted"].value == 300 and metadata["quarantined"].value == 1
@@ -92,13 +102,8 @@ def test_materialization_reports_counts_and_checks_pass(kafka, delta):
 def test_quarantine_rate_check_blocks_when_a_producer_sends_garbage(kafka, delta):
     produce(kafka, v1_events(20) + [b"garbage"] * 20)
     with DagsterInstance.ephemeral() as instance:
-        result = materialize(
-            [user_event_tables, *raw_user_events_checks],
-            resources={"kafka": kafka, "delta": delta},
-            instance=instance,
-            raise_on_error=False,
-        )
-        rate = next(e for e in result.get_asset_check_evaluations() if e.check_name == "quarantine_rate")
+        result = ingest_with_checks(kafka, delta, instance)
+        rate = check_named(result, "quarantine_rate")
         assert not rate.passed and rate.metadata["rate"].value == 0.5
         assert rate.metadata["max_rate"].value == QuarantineRateConfig().max_rate
 
@@ -110,16 +115,9 @@ def test_events_before_the_first_engagement_day_are_flagged_not_silently_dropped
     old = v1_events(3, prefix="old", start=datetime(2024, 12, 30, 12, tzinfo=UTC))
     produce(kafka, old + v1_events(4, prefix="new"))
     with DagsterInstance.ephemeral() as instance:
-        result = materialize(
-            [user_event_tables, *raw_user_events_checks],
-            resources={"kafka": kafka, "delta": delta},
-            instance=instance,
-            raise_on_error=False,
-        )
+        result = ingest_with_checks(kafka, delta, instance)
         assert result.success  # a warning, not a failed run: the events are kept
-        check = next(
-            e for e in result.get_asset_check_evaluations() if e.check_name == "events_within_engagement_days"
-        )
+        check = check_named(result, "events_within_engagement_days")
         assert not check.passed and check.severity == AssetCheckSeverity.WARN
         assert check.metadata["events_on_those_days"].value == 3
         assert check.metadata["earliest"].value == "2024-12-30"
