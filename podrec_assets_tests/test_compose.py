@@ -96,6 +96,21 @@ def test_compose_names_the_production_services():
     assert "podrec_assets.definitions" in SERVICES["podrec-code"]["command"]
 
 
+def test_kafka_advertises_an_address_each_client_can_reach():
+    """A broker answers a client's first request with the advertised address of the listener it connected to; a host
+    client handed `kafka:9092` cannot resolve it. Each published port must be a listener advertised on 127.0.0.1."""
+    env = SERVICES["kafka"]["environment"]
+    listeners = dict(entry.split("://") for entry in env["KAFKA_LISTENERS"].split(","))
+    advertised = dict(entry.split("://") for entry in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert advertised["PLAINTEXT"] == "kafka:9092"  # what podrec-code, the daemon and the API use
+    for port in SERVICES["kafka"]["ports"]:
+        _, host_port, container_port = port.split(":")
+        name = next(n for n, address in listeners.items() if address == f":{container_port}")
+        assert advertised[name] == f"127.0.0.1:{host_port}", (name, advertised)
+    protocols = dict(entry.split(":") for entry in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(listeners) <= set(protocols)
+
+
 def test_production_instance_uses_postgres_and_no_telemetry():
     instance = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
     assert "postgres" in instance["storage"]  # run for real against PostgreSQL in test_dagster_postgres.py
