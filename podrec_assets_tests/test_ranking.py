@@ -13,7 +13,7 @@ from podrec_assets.lib.engagement.weights import EventWeights
 from podrec_assets.lib.models.factors import Factors, index_ids, training_rows
 from podrec_assets.lib.models.foldin import fold_in
 from podrec_assets.lib.models.recommend import AlsModel
-from podrec_assets.lib.ranking.candidates import FEATURES, RecallConfig, recall
+from podrec_assets.lib.ranking.candidates import FEATURES, RecallConfig, row_dots, recall
 from podrec_assets.lib.ranking.catalog import align_model, build_catalog
 from podrec_assets.lib.ranking.history import pairs_from_daily, pairs_from_events
 from podrec_assets.lib.ranking.listeners import build_listeners
@@ -147,6 +147,16 @@ def test_served_lists_are_full_when_als_alone_serves_a_listener_it_cannot_score(
     assert (np.diff(full.scores[me]) <= 0).all()
     solved = np.flatnonzero(listeners.solved)
     assert (full.items[solved] >= 0).all() and (np.diff(full.scores[solved], axis=1) <= 1e-7).all()
+
+
+def testrow_dots_in_chunks_equal_the_dots_of_all_rows_at_once():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(40, 16)).astype(np.float32)
+    item, others = rng.integers(0, 40, size=1000), rng.integers(0, 40, size=(1000, 5))
+    at_once = np.einsum("rd,rld->rl", vectors[item], vectors[others])
+    chunked = row_dots(vectors, item, others, chunk=64)  # 1000 rows: 15 whole chunks and a partial one
+    assert chunked.shape == (1000, 5)
+    np.testing.assert_allclose(chunked, at_once, rtol=1e-6, atol=1e-6)
 
 
 def test_limit_per_show_moves_the_surplus_below_the_top_and_drops_nothing():

@@ -143,11 +143,21 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return chosen
 
 
+def row_dots(vectors: np.ndarray, item: np.ndarray, others: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """(R, L): the dot product of row r's `item` vector with each of its `others` (indices ≥ 0). Gathered a chunk
+    of rows at a time: all at once, a 512-listener block's (R, L, d) content vectors took ~1.2 GB."""
+    out = np.empty(others.shape, dtype=np.float32)
+    for start in range(0, len(item), chunk):
+        rows = slice(start, start + chunk)
+        out[rows] = np.einsum("rd,rld->rl", vectors[item[rows]], vectors[others[rows]])
+    return out
+
+
 def _mean_cosine(unit: np.ndarray, present: np.ndarray, item: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Per row, the mean cosine of `item`'s vector with the vectors of the row's `others` (−1 = none); NaN where
     no pair has both vectors."""
     slots = np.maximum(others, 0)
-    cosines = np.einsum("rd,rld->rl", unit[item], unit[slots])
+    cosines = row_dots(unit, item, slots)
     valid = (others >= 0) & present[slots] & present[item][:, None]
     counted = valid.sum(axis=1)
     total = np.where(valid, cosines, 0).sum(axis=1)
@@ -212,7 +222,7 @@ def _block(
     if catalog.vectors.shape[1] and anchors.shape[1]:
         slots = anchors[row]  # (R, A)
         valid = (slots >= 0) & catalog.has_vector[np.maximum(slots, 0)] & catalog.has_vector[item][:, None]
-        cosines = np.einsum("rd,rad->ra", catalog.vectors[item], catalog.vectors[np.maximum(slots, 0)])
+        cosines = row_dots(catalog.vectors, item, np.maximum(slots, 0))
         cosines = np.where(valid, cosines, np.nan)
         weighted = np.where(valid, cosines * weights[row], -np.inf)
         any_valid = valid.any(axis=1)
