@@ -51,8 +51,8 @@ class RankerConfig(Config):
     )
     cut_weight: float = Field(default=3.0, gt=0, description="weight of a cut's query against a per-user one")
     folds: int = Field(default=3, ge=2, description="listener folds of the cross-fitted gate")
-    n_estimators: int = Field(default=150, ge=1)
-    learning_rate: float = Field(default=0.05, gt=0)
+    n_estimators: int = Field(default=RankerParams.n_estimators, ge=1)
+    learning_rate: float = Field(default=RankerParams.learning_rate, gt=0)
     num_leaves: int = Field(default=15, ge=2)
     min_child_samples: int = Field(default=50, ge=1)
     objective: Literal["rank_xendcg", "lambdarank", "binary"] = Field(

@@ -59,8 +59,10 @@ REASON_GROUPS = {
 class RankerParams:
     """LightGBM settings (kept small and regularized: a query is one listener, and there are few of them)."""
 
-    n_estimators: int = 150
-    learning_rate: float = 0.05
+    # 300 trees at 0.025 over 150 at 0.05: better on the temporal validation cuts for each of three seeds, and
+    # less seed-dependent (docs/quality.md)
+    n_estimators: int = 300
+    learning_rate: float = 0.025
     num_leaves: int = 15
     min_child_samples: int = 50
     subsample: float = 0.8
