@@ -13,7 +13,7 @@ from podrec_assets.lib.engagement.weights import EventWeights
 from podrec_assets.lib.models.factors import Factors, index_ids, training_rows
 from podrec_assets.lib.models.foldin import fold_in
 from podrec_assets.lib.models.recommend import AlsModel
-from podrec_assets.lib.ranking.candidates import FEATURES, RecallConfig, row_dots, recall
+from podrec_assets.lib.ranking.candidates import FEATURES, RecallConfig, recall, row_dots
 from podrec_assets.lib.ranking.catalog import align_model, build_catalog
 from podrec_assets.lib.ranking.history import pairs_from_daily, pairs_from_events
 from podrec_assets.lib.ranking.listeners import build_listeners
