@@ -43,38 +43,65 @@ from podrec_assets.names import (
 
 
 class RankerConfig(Config):
+    """The launchpad's view of the ranker's settings; every default is the plain code's own (ranking/)."""
+
     label_days: int = Field(
         default=14, ge=1, description="days after each global cut whose positives are labels"
     )
     cuts: int = Field(
         default=3, ge=0, description="global cuts (each one more ALS fit) besides the per-user split"
     )
-    cut_weight: float = Field(default=3.0, gt=0, description="weight of a cut's query against a per-user one")
-    folds: int = Field(default=3, ge=2, description="listener folds of the cross-fitted gate")
+    cut_weight: float = Field(
+        default=RankerTrainingConfig.cut_weight,
+        gt=0,
+        description="weight of a cut's query against a per-user one",
+    )
+    folds: int = Field(
+        default=RankerTrainingConfig.folds, ge=2, description="listener folds of the cross-fitted gate"
+    )
     n_estimators: int = Field(default=RankerParams.n_estimators, ge=1)
     learning_rate: float = Field(default=RankerParams.learning_rate, gt=0)
-    num_leaves: int = Field(default=15, ge=2)
-    min_child_samples: int = Field(default=50, ge=1)
+    num_leaves: int = Field(default=RankerParams.num_leaves, ge=2)
+    min_child_samples: int = Field(default=RankerParams.min_child_samples, ge=1)
     objective: Literal["rank_xendcg", "lambdarank", "binary"] = Field(
-        default="rank_xendcg",
+        default=RankerParams.objective,
         description="LightGBM objective: XE-NDCG (listwise), LambdaRank (pairwise) or binary (pointwise)",
     )
     seed: int = Field(
-        default=42, description="LightGBM's seed (row and feature sampling, the objective's own)"
+        default=RankerParams.seed,
+        description="LightGBM's seed (row and feature sampling, the objective's own)",
     )
-    recall_als: int = Field(default=200, ge=0, description="candidates from ALS per listener")
-    recall_content: int = Field(default=50, ge=0, description="candidates from content neighbours")
-    recall_popular: int = Field(default=50, ge=0, description="candidates from the week's most liked")
-    recall_new: int = Field(default=20, ge=0, description="candidates among the newest episodes")
+    recall_als: int = Field(default=RecallConfig.als, ge=0, description="candidates from ALS per listener")
+    recall_content: int = Field(
+        default=RecallConfig.content, ge=0, description="candidates from content neighbours"
+    )
+    recall_popular: int = Field(
+        default=RecallConfig.popular, ge=0, description="candidates from the week's most liked"
+    )
+    recall_new: int = Field(
+        default=RecallConfig.new, ge=0, description="candidates among the newest episodes"
+    )
     anchors: int = Field(default=5, ge=0)
     half_life_days: float = Field(default=14.0, gt=0)
-    per_show: int = Field(default=3, ge=0, description="re-rank: at most this many of one show in a top 10")
-    rerank_budget: float = Field(
-        default=0.01, ge=0, le=1, description="the largest relative nDCG@10 loss the re-rank rule may cost"
+    per_show: int = Field(
+        default=StrategyConfig.per_show,
+        ge=0,
+        description="re-rank: at most this many of one show in a top 10",
     )
-    als_weight: float = Field(default=1.0, ge=0, le=1, description="the hybrid baseline's blend weight")
+    rerank_budget: float = Field(
+        default=RankerTrainingConfig.rerank_budget,
+        ge=0,
+        le=1,
+        description="the largest relative nDCG@10 loss the re-rank rule may cost",
+    )
+    als_weight: float = Field(
+        default=StrategyConfig.als_weight, ge=0, le=1, description="the hybrid baseline's blend weight"
+    )
     cold_weight: float = Field(
-        default=1.0, ge=0, le=1, description="the hybrid baseline's weight on new episodes"
+        default=StrategyConfig.cold_weight,
+        ge=0,
+        le=1,
+        description="the hybrid baseline's weight on new episodes",
     )
     shuffle_labels: bool = Field(
         default=False, description="sanity switch: train on permuted labels (the gate must refuse the result)"
