@@ -149,7 +149,7 @@ def test_served_lists_are_full_when_als_alone_serves_a_listener_it_cannot_score(
     assert (full.items[solved] >= 0).all() and (np.diff(full.scores[solved], axis=1) <= 1e-7).all()
 
 
-def testrow_dots_in_chunks_equal_the_dots_of_all_rows_at_once():
+def test_row_dots_in_chunks_equal_the_dots_of_all_rows_at_once():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(40, 16)).astype(np.float32)
     item, others = rng.integers(0, 40, size=1000), rng.integers(0, 40, size=(1000, 5))
