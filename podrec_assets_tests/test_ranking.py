@@ -183,6 +183,57 @@ def test_metrics_by_hand():
     assert ci["difference_low"] <= m["ndcg@3"] <= ci["difference_high"]
 
 
+def test_a_clustered_bootstrap_resamples_whole_listeners():
+    """A listener judged on several cuts is one piece of evidence: duplicating every query must not narrow the
+    interval when queries are clustered by listener, and does narrow it when they are taken as independent."""
+    rng = np.random.default_rng(7)
+    ours, theirs = rng.uniform(0.1, 0.5, 60), rng.uniform(0.05, 0.4, 60)
+    listeners = np.arange(60)
+    once = paired_bootstrap(ours, theirs, clusters=listeners)
+    twice = paired_bootstrap(np.tile(ours, 2), np.tile(theirs, 2), clusters=np.tile(listeners, 2))
+    naive = paired_bootstrap(np.tile(ours, 2), np.tile(theirs, 2))
+
+    def width(ci):
+        return ci["ratio_high"] - ci["ratio_low"]
+
+    assert width(twice) == pytest.approx(width(once), rel=0.1)
+    assert width(naive) < 0.85 * width(once)
+    assert once["ratio_low"] < ours.mean() / theirs.mean() < once["ratio_high"]
+
+
+def test_the_rolling_report_pools_every_cut_listener_by_listener():
+    """`podrec evaluate --protocol temporal --split rolling`: the pooled nDCG is the mean over every (cut,
+    listener) query, whichever strategy served each cut."""
+    from podrec_assets.tools.experiments.temporal import (
+        BASELINES,
+        POPULARITY,
+        RollingReport,
+        TemporalReport,
+        TemporalSplit,
+    )
+
+    def report(name, users, served, popular, strategy):
+        lists = {f"final list (MongoDB, {strategy})": np.asarray(served), POPULARITY: np.asarray(popular)}
+        lists.update({b: np.asarray(popular) * 0.9 for b in BASELINES if b != POPULARITY})
+        split = TemporalSplit(name, END - timedelta(days=14), END)
+        return TemporalReport({}, split, len(users), 0, 100, {}, {}, strategy, "", {}, {}, users, lists)
+
+    rolling = RollingReport(
+        [
+            report("validation", ["a", "b"], [0.4, 0.2], [0.1, 0.1], "ranker"),
+            report("test", ["a", "c", "d"], [0.3, 0.0, 0.3], [0.2, 0.2, 0.2], "als"),
+        ]
+    )
+    per_list, listeners = rolling.pooled()
+    assert list(listeners) == ["a", "b", "a", "c", "d"]
+    assert per_list["final list"].mean() == pytest.approx(1.2 / 5)
+    assert per_list[POPULARITY].mean() == pytest.approx(0.8 / 5)
+    lines = rolling.lines()
+    pooled = next(line for line in lines if line.startswith("pooled "))
+    assert pooled.split()[1] == "5" and pooled.split()[-1] == "1.50"
+    assert "4 distinct listeners" in "\n".join(lines)
+
+
 @pytest.fixture(scope="module")
 def query_sets(world):
     """A per-listener snapshot (each listener's newest 20%) and a global cut a week before the end."""

@@ -31,15 +31,31 @@ def ndcg_per_query(lists: Sequence[Sequence], truth: Sequence[set | Sequence], k
 
 
 def paired_bootstrap(
-    ours: np.ndarray, theirs: np.ndarray, resamples: int = 2000, seed: int = 0
+    ours: np.ndarray,
+    theirs: np.ndarray,
+    resamples: int = 2000,
+    seed: int = 0,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, float]:
     """95% intervals of mean(ours) − mean(theirs) and mean(ours) ÷ mean(theirs) over queries resampled with
-    replacement (the same queries for both: a paired comparison)."""
+    replacement (the same queries for both: a paired comparison). With `clusters` (a label per query, e.g. the
+    listener when one listener is judged on several cuts) whole clusters are resampled, so queries that move
+    together are not counted as independent evidence."""
     keep = ~(np.isnan(ours) | np.isnan(theirs))
     ours, theirs = ours[keep], theirs[keep]
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(ours), size=(resamples, len(ours)))
-    a, b = ours[picks].mean(axis=1), theirs[picks].mean(axis=1)
+    if clusters is None:
+        picks = rng.integers(0, len(ours), size=(resamples, len(ours)))
+        a, b = ours[picks].mean(axis=1), theirs[picks].mean(axis=1)
+    else:
+        _, cluster = np.unique(np.asarray(clusters)[keep], return_inverse=True)
+        n = int(cluster.max()) + 1 if len(cluster) else 0
+        size = np.bincount(cluster, minlength=n).astype(float)
+        sum_ours = np.bincount(cluster, ours, minlength=n)
+        sum_theirs = np.bincount(cluster, theirs, minlength=n)
+        drawn = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)  # times each is drawn
+        rows = drawn @ size
+        a, b = drawn @ sum_ours / rows, drawn @ sum_theirs / rows
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = a / b
     low, high = np.percentile(a - b, [2.5, 97.5])

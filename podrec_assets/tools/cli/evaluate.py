@@ -68,10 +68,11 @@ def ranker_overrides(settings: tuple[str, ...]) -> dict:
     help="temporal/per-listener: a `rate` event per rating, or the listening session "
     "it stands for (complete, like, skip and rate)",
 )
-@click.option("--split", type=click.Choice(["test", "validation", "validation-2", "validation-3"]), default="test",
-              show_default=True,
+@click.option("--split", type=click.Choice(["test", "validation", "validation-2", "validation-3", "rolling"]),
+              default="test", show_default=True,
               help="validation splits lie inside the training part (all tuning may look at); "
-              "temporal: -2 and -3 step the cut further back (rolling origin)")  # fmt: skip
+              "temporal: -2 and -3 step the cut further back (rolling origin), and `rolling` runs all four cuts "
+              "and pools their listeners")  # fmt: skip
 @click.option("--rank", type=int, default=None)
 @click.option("--reg-param", type=float, default=None)
 @click.option("--alpha", type=float, default=None)
@@ -100,6 +101,9 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, h
     )
     from podrec_assets.tools.stack import LocalStack, ServiceError
 
+    if split == "rolling" and (protocol != "temporal" or horizon_days):
+        fail("--split rolling runs every temporal cut, each judged on its whole future: --protocol temporal, "
+             "no --horizon-days")  # fmt: skip
     overrides = {"rank": rank, "reg_param": reg_param, "alpha": alpha, "max_iter": max_iter}
     base = RANDOM_PROTOCOL_PARAMS.model_dump() if protocol == "random" else {}
     params = AlsParams(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
@@ -115,6 +119,15 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, h
         run_config = {"als_model": {"als_model": {"config": {"params": als}}}} if als else {}
         if ranker_settings:
             run_config["ranker_model"] = {"ranker_model": {"config": ranker_overrides(ranker_settings)}}
+        if split == "rolling":
+            from podrec_assets.tools.experiments.temporal import evaluate_rolling
+
+            rolling = evaluate_rolling(
+                workdir, longtail, log=click.echo, run_config=run_config, events=event_mix
+            )
+            for line in rolling.lines():
+                click.echo(line)
+            return
         report = evaluate_temporal(split, protocol, horizon_days, workdir, longtail, log=click.echo,
                                    run_config=run_config, events=event_mix)  # fmt: skip
         for line in report.lines():
