@@ -484,13 +484,8 @@ class RollingReport:
 
     def pooled(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """(list → nDCG@10 of every (cut, listener) query, the listener of each query), cuts in order."""
-        names = [_row(name) for name in self.reports[0].ndcg_per_listener]
-        per_list = {
-            name: np.concatenate(
-                [{_row(n): v for n, v in r.ndcg_per_listener.items()}[name] for r in self.reports]
-            )
-            for name in names
-        }
+        renamed = [{_row(name): v for name, v in r.ndcg_per_listener.items()} for r in self.reports]
+        per_list = {name: np.concatenate([lists[name] for lists in renamed]) for name in renamed[0]}
         return per_list, np.concatenate([np.asarray(r.users, dtype=object) for r in self.reports])
 
     def lines(self) -> list[str]:
