@@ -16,7 +16,7 @@ from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
 from podrec_assets.apps.api.app import ApiConfig, create_app
-from podrec_assets.lib.feedback.hit_rate import by_arm, hit_rates, wilson_interval
+from podrec_assets.lib.feedback.hit_rate import by_arm, hit_rates, rejudge_from, wilson_interval
 from podrec_assets.lib.feedback.impressions import ingest_impressions
 from podrec_assets.lib.ingestion.contract import make_v1_event
 from podrec_assets.lib.ingestion.kafka_clients import KafkaSettings
@@ -363,3 +363,49 @@ def test_online_hit_rate_asset_writes_the_table(delta):
     assert table == [{"day": served_at.date(), "model_version": "v1", "strategy": "served", "arm": "main",
                       "impressions": 2, "hits": 1, "hit_rate": 0.5}]  # fmt: skip
     assert isinstance(table[0]["day"], date)
+
+
+def test_the_newest_three_judged_days_are_judged_again():
+    assert rejudge_from([]) is None  # nothing judged yet: everything is
+    assert rejudge_from([date(2026, 4, 1), date(2026, 4, 9), date(2026, 4, 5)]) == date(2026, 4, 7)
+
+
+def test_online_hit_rate_keeps_settled_days_and_judges_the_newest_again(delta):
+    """An hourly run reads the newest days only: a settled day keeps its rates after its impressions are pruned
+    from the lake, and an event that lands late still counts for a recent day."""
+    from dagster import materialize
+    from deltalake import DeltaTable
+
+    from podrec_assets.defs.feedback.assets import online_hit_rate
+    from podrec_assets_tests.helpers import write_raw_events
+
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=10), now - timedelta(days=2)
+    impressions_uri = delta.table_uri(RECOMMENDATION_IMPRESSIONS)
+    write_deltalake(impressions_uri, pa.table({
+        "impression_id": ["i-old", "i-recent"], "user_id": ["u1", "u2"], "served_at": [old, recent],
+        "served_date": [old.date(), recent.date()], "episode_ids": [["ep-1"], ["ep-2"]],
+        "model_version": ["v1", "v1"], "strategy": ["served", "served"], "arm": ["main", "main"],
+    }), partition_by=["served_date"])  # fmt: skip
+    write_raw_events(delta, [make_v1_event(event_id="x1", user_id="u1", episode_id="ep-1", event_type="complete",
+                                           ts=old + timedelta(hours=1))])  # fmt: skip
+
+    def rates() -> dict:
+        rows = read_table(delta.table_uri("online_hit_rate")).to_pylist()
+        return {row["day"]: (row["impressions"], row["hits"]) for row in rows}
+
+    first = materialize([online_hit_rate], resources={"delta": delta})
+    assert rates() == {old.date(): (1, 1), recent.date(): (1, 0)}
+    assert first.asset_materializations_for_node("online_hit_rate")[0].metadata["judged_from"].value == (
+        old.date().isoformat()
+    )
+
+    DeltaTable(impressions_uri).delete(f"served_date = '{old.date().isoformat()}'")  # retention pruned it
+    write_raw_events(delta, [make_v1_event(event_id="x2", user_id="u2", episode_id="ep-2", event_type="like",
+                                           ts=recent + timedelta(hours=2))])  # fmt: skip  # landed late
+    again = materialize([online_hit_rate], resources={"delta": delta})
+    assert rates() == {old.date(): (1, 1), recent.date(): (1, 1)}
+    metadata = again.asset_materializations_for_node("online_hit_rate")[0].metadata
+    assert metadata["judged_from"].value == (recent.date() - timedelta(days=2)).isoformat()
+    assert metadata["impressions_judged"].value == 1  # the recent one; the settled day was not read
+    assert metadata["arms"].value["main"]["impressions"] == 2  # the summary still covers every day

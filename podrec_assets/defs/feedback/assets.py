@@ -15,7 +15,14 @@ from dagster import (
 from deltalake import write_deltalake
 
 from podrec_assets.defs.resources import DeltaLakeResource, KafkaResource
-from podrec_assets.lib.feedback.hit_rate import POSITIVE_EVENTS, by_arm, hit_rates, newest_day_in_band
+from podrec_assets.lib.feedback.hit_rate import (
+    POSITIVE_EVENTS,
+    by_arm,
+    hit_rates,
+    newest_day_in_band,
+    rejudge_from,
+    with_settled_days,
+)
 from podrec_assets.lib.feedback.impressions import ingest_impressions
 from podrec_assets.lib.lakehouse import read_table
 from podrec_assets.names import (
@@ -65,21 +72,29 @@ def recommendation_impressions(kafka: KafkaResource, delta: DeltaLakeResource) -
 )
 def online_hit_rate(delta: DeltaLakeResource) -> MaterializeResult:
     options, now = delta.storage_options(), datetime.now(UTC)
+    uri = delta.table_uri(ONLINE_HIT_RATE)
+    judged = read_table(uri, storage_options=options)
+    start = rejudge_from(judged.column("day").to_pylist()) if judged is not None else None
     columns = ["impression_id", "user_id", "served_at", "episode_ids", "model_version", "strategy", "arm"]
-    impressions = read_table(delta.table_uri(RECOMMENDATION_IMPRESSIONS), columns, options)
+    impressions = read_table(delta.table_uri(RECOMMENDATION_IMPRESSIONS), columns, options,
+                             [("served_date", ">=", start)] if start else None)  # fmt: skip
     if impressions is None or impressions.num_rows == 0:
-        return MaterializeResult(metadata={"impressions_judged": 0, "note": "no impressions yet"})
+        return MaterializeResult(metadata={"impressions_judged": 0, "note": "no impressions to judge"})
     first_day = min(impressions.column("served_at").to_pylist()).date()
     events = read_table(
         delta.table_uri(RAW_USER_EVENTS), ["user_id", "episode_id", "event_type", "ts"], options,
         [("event_date", ">=", first_day), ("event_type", "in", list(POSITIVE_EVENTS))],
     )  # fmt: skip
     result = hit_rates(impressions.to_pandas(), events.to_pandas() if events is not None else None, now)
-    write_deltalake(delta.table_uri(ONLINE_HIT_RATE), result.table(), mode="overwrite", schema_mode="overwrite",
-                    storage_options=options)  # fmt: skip
-    arms = by_arm(result.rates)
+    if start is None:
+        write_deltalake(uri, result.table(), mode="overwrite", schema_mode="overwrite", storage_options=options)
+    else:  # one commit replaces the days judged again; the settled days before them stay as they are
+        write_deltalake(uri, result.table(), mode="overwrite", predicate=f"day >= '{start.isoformat()}'",
+                        storage_options=options)  # fmt: skip
+    arms = by_arm(with_settled_days(judged.to_pandas() if judged is not None else None, start, result.rates))
     return MaterializeResult(
         metadata={
+            "judged_from": (start or first_day).isoformat(),  # days before were settled by earlier runs
             "impressions_judged": result.judged,
             "impressions_pending": result.pending,  # inside their 24 h: judged on a later run
             "arms": MetadataValue.json(arms),

@@ -4,13 +4,17 @@ arm, with a Wilson confidence interval per arm.
 
 Only impressions whose 24 hours have passed are judged: a list served an hour ago has not had its chance yet, and
 counting it would make the newest day look worse than it is (they are reported as `pending`).
+
+Each run judges only the newest days again (`rejudge_from`); older days are settled and kept as they were, so an
+hourly run reads a few days of impressions and events, not the whole history (which may also have been pruned).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
@@ -19,6 +23,8 @@ from podrec_assets.lib.monitoring.drift import band
 
 POSITIVE_EVENTS = ("play", "complete", "like")
 WINDOW = timedelta(hours=24)
+# the newest judged days are judged again by every run: events can land in the lake up to a day or so late
+REJUDGE_DAYS = 3
 COLUMNS = ["day", "model_version", "strategy", "arm", "impressions", "hits", "hit_rate"]
 HIT_RATE_SCHEMA = pa.schema(
     [
@@ -43,6 +49,23 @@ class HitRates:
         if self.rates.empty:  # nothing judged yet (every impression is inside its 24 h)
             return HIT_RATE_SCHEMA.empty_table()
         return pa.Table.from_pandas(self.rates[COLUMNS], schema=HIT_RATE_SCHEMA, preserve_index=False)
+
+
+def rejudge_from(judged_days: Iterable[date], days: int = REJUDGE_DAYS) -> date | None:
+    """The first day to judge again, with every day after it: the newest `days` days already judged. None when
+    nothing has been judged yet: judge everything.
+
+    The days before are settled: a day is in the table only once one of its impressions' 24 hours has ended, so
+    the day before it had ended 24 hours earlier still; the extra days leave room for events that land late."""
+    newest = max(judged_days, default=None)
+    return None if newest is None else newest - timedelta(days=days - 1)
+
+
+def with_settled_days(judged: pd.DataFrame | None, start: date | None, fresh: pd.DataFrame) -> pd.DataFrame:
+    """Every day's rates: the settled days of the table (before `start`) and the days just judged again."""
+    if judged is None or start is None:
+        return fresh
+    return pd.concat([judged[judged["day"] < start][COLUMNS], fresh[COLUMNS]], ignore_index=True)
 
 
 def hit_rates(
