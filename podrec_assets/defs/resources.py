@@ -14,7 +14,7 @@ from dagster import ConfigurableResource, Definitions, EnvVar, InitResourceConte
 from dagster_pyspark import PySparkResource
 from dagster_pyspark.resources import spark_session_from_config
 from kafka import KafkaConsumer, KafkaProducer
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -106,16 +106,19 @@ class ModelStoreResource(ConfigurableResource):
 class LazyPySparkResource(PySparkResource):
     """dagster-pyspark's resource, connecting on first use rather than at the run's start: `als_recommendations` and
     `final_recommendations` need Spark only above PODREC_SPARK_PATH_MIN_LISTENERS, and on the driver path must not
-    wait on a Spark server that is down (its client retries for minutes)."""
+    wait on a Spark server that is down (its client retries for minutes). It keeps its own session attribute, not
+    the parent's private one."""
+
+    _lazy_session: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         pass
 
     @property
     def spark_session(self) -> Any:
-        if self._spark_session is None:
-            self._spark_session = spark_session_from_config(self.spark_config)
-        return self._spark_session
+        if self._lazy_session is None:
+            self._lazy_session = spark_session_from_config(self.spark_config)
+        return self._lazy_session
 
 
 class CatalogResource(ConfigurableResource):
