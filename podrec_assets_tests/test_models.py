@@ -127,7 +127,7 @@ def test_each_run_writes_a_new_version_and_never_touches_an_old_one(delta, resou
     champion = client.get_model_version_by_alias("podrec-als", "champion")
     assert champion.tags["podrec_version"] == v2 and champion.tags["gate_passed"] == "True"
     run = client.get_run(champion.run_id)
-    assert run.data.params["rank"] == "64" and run.data.params["window_days"] == "365"
+    assert run.data.params["rank"] == "64" and run.data.params["window_days"] == "730"
     assert run.data.metrics["als.ndcg_at_10"] == pytest.approx(manifest["evaluation"]["metrics"]["als"]["ndcg@10"])
     assert run.data.metrics["popularity.ndcg_at_10"] < run.data.metrics["als.ndcg_at_10"]
     assert {"seconds.load", "seconds.refit", "train_pairs"} <= set(run.data.metrics)
