@@ -107,8 +107,9 @@ def worker(stage: str, scale: int, workspace: Path) -> None:
     instance = DagsterInstance.local_temp(str(workspace / "dagster"))
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
-    def run(assets: list, **kwargs) -> dict:
-        result = materialize(assets, resources=resources, instance=instance, run_config=quiet, **kwargs)
+    def run(assets: list, ops: dict | None = None, **kwargs) -> dict:
+        config = {**quiet, "ops": ops} if ops else quiet
+        result = materialize(assets, resources=resources, instance=instance, run_config=config, **kwargs)
         if not result.success:
             raise RuntimeError(f"run {result.run_id} failed")
         figures = {}
@@ -226,9 +227,13 @@ def _ranker(scale, workspace, resources, run):
 
     def details(f):
         return {key.split(".", 1)[1]: value for key, value in f.items()
-                if key.split(".", 1)[1] in ("promoted", "serving_policy", "listeners_judged")}  # fmt: skip
+                if key.split(".", 1)[1] in ("promoted", "serving_policy", "listeners_judged", "ranker_ndcg@10",
+                                            "als_ndcg@10")}  # fmt: skip
 
-    return None, lambda: run([ranker_model]), details
+    # --ranker FIELD=VALUE (RankerConfig), passed to each worker in the environment
+    config = json.loads(os.environ.get("PODREC_BENCH_RANKER", "{}"))
+    ops = {"ranker_model": {"config": config}} if config else None
+    return None, lambda: run([ranker_model], ops=ops), details
 
 
 def _ranking(scale, workspace, resources, run):
@@ -491,6 +496,9 @@ def main() -> None:
                         "ones they need run too, as setup")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (Delta tables, models, logs; "
                         "~1 GB at 30×), which is otherwise removed unless a stage broke")  # fmt: skip
+    parser.add_argument("--ranker", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a ranker_model run-config field (RankerConfig), e.g. max_training_listeners=3000; "
+                        "repeatable")  # fmt: skip
     parser.add_argument("--worker", choices=list(STAGE_FUNCTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--scale", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
@@ -500,6 +508,10 @@ def main() -> None:
         return
 
     from benchmarks._common import local_services
+
+    if args.ranker:  # the workers read it: each stage runs in its own process
+        fields = dict(setting.partition("=")[::2] for setting in args.ranker)
+        os.environ["PODREC_BENCH_RANKER"] = json.dumps({k: json.loads(v) for k, v in fields.items()})
     from podrec_assets.lib.settings import DRIVER, SPARK, scoring_path, spark_path_min_listeners
 
     scales = sorted({int(s) for s in args.scales.split(",")})

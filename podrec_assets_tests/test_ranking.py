@@ -23,6 +23,7 @@ from podrec_assets.lib.ranking.rerank import limit_per_show
 from podrec_assets.lib.ranking.strategies import StrategyConfig, fill_short, lists_for
 from podrec_assets.lib.ranking.training import (
     RankerTrainingConfig,
+    learns_from,
     make_snapshot,
     query_set,
     snapshot_stats,
@@ -293,6 +294,24 @@ def test_a_re_rank_rule_that_costs_more_than_its_budget_is_dropped(query_sets):
         sets, strict, RankerTrainingConfig(small, min_gate_listeners=10, rerank_budget=1.0)
     )
     assert lenient.rerank_kept
+
+
+def test_rankers_learn_from_a_stable_sample_and_the_gate_still_judges_everyone(query_sets):
+    """Past `max_training_listeners` a snapshot teaches through a sample of its listeners (the same ones each run),
+    so training stops growing with the audience; every listener is still judged."""
+    sets, config = query_sets
+    strategy, small = StrategyConfig(recall=config), RankerParams(n_estimators=30)
+    limit = min(len(query.users) for query in sets) // 2  # binds on every snapshot
+    picks = [learns_from(query, limit) for query in sets]
+    assert [int(pick.sum()) for pick in picks] == [limit] * len(sets)
+    assert all((learns_from(query, limit) == pick).all() for query, pick in zip(sets, picks, strict=True))
+    assert all(learns_from(query, 0).all() for query in sets)  # 0: everyone
+    _, everyone = train_and_gate(sets, strategy, RankerTrainingConfig(small, min_gate_listeners=10,
+                                                                      max_training_listeners=0))  # fmt: skip
+    _, sampled = train_and_gate(sets, strategy, RankerTrainingConfig(small, min_gate_listeners=10,
+                                                                     max_training_listeners=limit))  # fmt: skip
+    assert sampled.gate_listeners == everyone.gate_listeners
+    assert sampled.train_rows < everyone.train_rows and sampled.train_listeners < everyone.train_listeners
 
 
 def test_evaluate_ranker_settings_become_the_ranker_run_config():

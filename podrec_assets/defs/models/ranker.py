@@ -103,6 +103,12 @@ class RankerConfig(Config):
         le=1,
         description="the hybrid baseline's weight on new episodes",
     )
+    max_training_listeners: int = Field(
+        default=RankerTrainingConfig.max_training_listeners,
+        ge=0,
+        description="per snapshot, the most listeners the rankers learn from (a stable sample past it; 0: all); "
+        "the gate still judges every listener",
+    )
     shuffle_labels: bool = Field(
         default=False, description="sanity switch: train on permuted labels (the gate must refuse the result)"
     )
@@ -130,6 +136,7 @@ class RankerConfig(Config):
             cut_weight=self.cut_weight,
             shuffle_labels=self.shuffle_labels,
             rerank_budget=self.rerank_budget,
+            max_training_listeners=self.max_training_listeners,
         )
 
 

@@ -15,6 +15,10 @@ their labels (cross-fitting; one held-out fifth was too few listeners to tell th
 ranker may serve only if it beats both ALS alone and the hybrid on nDCG@10 there; otherwise the better of those
 two serves. The ranker that then serves is retrained with the same settings on every listener (as ALS is
 refitted), and its scores are calibrated on the out-of-fold predictions.
+
+A SAMPLE TEACHES, EVERYONE IS JUDGED. Past `max_training_listeners` in a snapshot, the rankers learn from a stable
+sample of its listeners (the same ones every night, by a hash of their id); the gate still judges every listener.
+Training cost then stops growing with the audience, while the judgement covers all of it.
 """
 
 from __future__ import annotations
@@ -126,6 +130,18 @@ def fold_of(user_id: str, folds: int) -> int:
     return zlib.crc32(user_id.encode()) % folds
 
 
+def learns_from(query: QuerySet, limit: int) -> np.ndarray:
+    """(len(query.users),) bool: the listeners the rankers learn from, all of them up to `limit` (0: no limit),
+    else the `limit` with the lowest hash of their id (stable across runs, independent of the folds' hash)."""
+    if limit <= 0 or len(query.users) <= limit:
+        return np.ones(len(query.users), dtype=bool)
+    names = query.snapshot.listeners.ids[query.users]
+    keys = np.fromiter((zlib.crc32(f"learn:{name}".encode()) for name in names), np.int64, len(names))
+    chosen = np.zeros(len(query.users), dtype=bool)
+    chosen[np.argsort(keys, kind="stable")[:limit]] = True
+    return chosen
+
+
 @dataclass(frozen=True)
 class RankerTrainingConfig:
     params: RankerParams = field(default_factory=RankerParams)
@@ -140,6 +156,8 @@ class RankerTrainingConfig:
     shuffle_labels: bool = (
         False  # a sanity switch: learn from permuted labels (the gate must refuse the result)
     )
+    # per snapshot, the most listeners the rankers learn from (0: all); the gate judges every one
+    max_training_listeners: int = 10_000
     k: int = 10
 
 
@@ -194,6 +212,7 @@ def train_and_gate(
     """Cross-fitted judgement, then the serving ranker trained on everyone (module docstring)."""
     rng = np.random.default_rng(config.params.seed)
     fold_of_user = []
+    learning = [learns_from(query, config.max_training_listeners) for query in sets]
     for query in sets:
         names = query.snapshot.listeners.ids[query.users]
         fold_of_user.append(np.fromiter((fold_of(str(n), config.folds) for n in names), np.int64, len(names)))
@@ -208,7 +227,10 @@ def train_and_gate(
     trained_on = 0
     for fold in range(config.folds):
         held = [query.users[folds == fold] for query, folds in zip(sets, fold_of_user, strict=True)]
-        rest = [query.users[folds != fold] for query, folds in zip(sets, fold_of_user, strict=True)]
+        rest = [
+            query.users[(folds != fold) & learn]
+            for query, folds, learn in zip(sets, fold_of_user, learning, strict=True)
+        ]
         features, labels, groups, weights = _training_arrays(sets, rest, config, rng)
         if len(groups) == 0:
             continue
@@ -274,7 +296,8 @@ def train_and_gate(
             + (": the ranker serves" if passed else f": {fallback} serves")
         )
 
-    features, labels, groups, weights = _training_arrays(sets, [query.users for query in sets], config, rng)
+    learners = [query.users[learn] for query, learn in zip(sets, learning, strict=True)]
+    features, labels, groups, weights = _training_arrays(sets, learners, config, rng)
     serving = Ranker.train(features, labels, groups, config.params, weights)
     serving.calibrate(np.concatenate(margins), np.concatenate(margin_labels))
     result = GateResult(
