@@ -157,7 +157,7 @@ class RankerTrainingConfig:
         False  # a sanity switch: learn from permuted labels (the gate must refuse the result)
     )
     # per snapshot, the most listeners the rankers learn from (0: all); the gate judges every one
-    max_training_listeners: int = 10_000
+    max_training_listeners: int = 3_000
     k: int = 10
 
 
