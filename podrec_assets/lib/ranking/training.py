@@ -13,8 +13,8 @@ other folds' listeners makes that fold's lists (across every snapshot), scored b
 content alone and popularity on the same listeners: every listener is judged once, by a ranker that never saw
 their labels (cross-fitting; one held-out fifth was too few listeners to tell the ranker from ALS reliably). The
 ranker may serve only if it beats both ALS alone and the hybrid on nDCG@10 there; otherwise the better of those
-two serves. The ranker that then serves is retrained with the same settings on every listener (as ALS is
-refitted), and its scores are calibrated on the out-of-fold predictions.
+two serves. The ranker that then serves is retrained with the same settings on every listener it learns from
+(as ALS is refitted), and its scores are calibrated on the out-of-fold predictions.
 
 A SAMPLE TEACHES, EVERYONE IS JUDGED. Past `max_training_listeners` in a snapshot, the rankers learn from a stable
 sample of its listeners (the same ones every night, by a hash of their id); the gate still judges every listener.
@@ -209,7 +209,8 @@ def lists_of(
 def train_and_gate(
     sets: list[QuerySet], strategy: StrategyConfig, config: RankerTrainingConfig = RankerTrainingConfig()
 ) -> tuple[Ranker, GateResult]:
-    """Cross-fitted judgement, then the serving ranker trained on everyone (module docstring)."""
+    """Cross-fitted judgement of everyone, then the serving ranker trained on every listener it learns from
+    (module docstring)."""
     rng = np.random.default_rng(config.params.seed)
     fold_of_user = []
     learning = [learns_from(query, config.max_training_listeners) for query in sets]
