@@ -509,9 +509,10 @@ def main() -> None:
 
     from benchmarks._common import local_services
 
-    if args.ranker:  # the workers read it: each stage runs in its own process
-        fields = dict(setting.partition("=")[::2] for setting in args.ranker)
-        os.environ["PODREC_BENCH_RANKER"] = json.dumps({k: json.loads(v) for k, v in fields.items()})
+    if args.ranker:  # parsed and checked as `podrec evaluate --ranker` does; the workers read it from the env
+        from podrec_assets.tools.cli.evaluate import ranker_overrides
+
+        os.environ["PODREC_BENCH_RANKER"] = json.dumps(ranker_overrides(tuple(args.ranker)))
     from podrec_assets.lib.settings import DRIVER, SPARK, scoring_path, spark_path_min_listeners
 
     scales = sorted({int(s) for s in args.scales.split(",")})

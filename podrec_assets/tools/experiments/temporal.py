@@ -38,8 +38,14 @@ K = 10
 QUANTILE = 0.8
 # the baseline every ratio is against: the most listeners with positive engagement over the model's window
 POPULARITY = "popularity (training window)"
+LAST_7_DAYS, ALS_ALONE, HYBRID = "popularity of the last 7 days", "ALS alone (MongoDB als_top_n)", "hybrid"
+FINAL = "final list"  # the served list's row starts so, whichever strategy served it
 # what the final list's bootstrap intervals are against
-BASELINES = (POPULARITY, "popularity of the last 7 days", "ALS alone (MongoDB als_top_n)", "hybrid")
+BASELINES = (POPULARITY, LAST_7_DAYS, ALS_ALONE, HYBRID)
+
+
+def _row(name: str) -> str:
+    return FINAL if name.startswith(FINAL) else name
 
 
 @dataclass(frozen=True)
@@ -382,18 +388,18 @@ def score_workspace(
 
     lists = {
         POPULARITY: library("popularity"),
-        "popularity of the last 7 days": library("trending"),
-        "ALS alone (MongoDB als_top_n)": [als[u] for u in users],
+        LAST_7_DAYS: library("trending"),
+        ALS_ALONE: [als[u] for u in users],
         "content alone": library("content"),
-        "hybrid": library("hybrid"),
-        f"final list (MongoDB, {ctx.policy.strategy})": [served[u] for u in users],
+        HYBRID: library("hybrid"),
+        f"{FINAL} (MongoDB, {ctx.policy.strategy})": [served[u] for u in users],
     }
     rows = {
         name: {**ranking_metrics(found, truth, K), f"coverage@{K}": coverage(found, len(ctx.catalog), K)}
         for name, found in lists.items()
     }
     per_listener = {name: ndcg_per_query(found, truth, K) for name, found in lists.items()}
-    served_ndcg = per_listener[next(name for name in lists if name.startswith("final list"))]
+    served_ndcg = per_listener[next(name for name in lists if _row(name) == FINAL)]
     intervals = {name: paired_bootstrap(served_ndcg, per_listener[name]) for name in BASELINES}
     new_users = sorted(new)
     new_rows = ranking_metrics([cold for _ in new_users], [new[u] for u in new_users], K)
@@ -467,11 +473,6 @@ def evaluate_temporal(
 
 # every temporal cut, oldest first: three validation cuts (rolling origin) and the test
 ROLLING_SPLITS = (*reversed(VALIDATION_SPLITS), "test")
-FINAL = "final list"  # the served list's row, whichever strategy served it on a cut
-
-
-def _row(name: str) -> str:
-    return FINAL if name.startswith(FINAL) else name
 
 
 @dataclass
@@ -489,7 +490,7 @@ class RollingReport:
         return per_list, np.concatenate([np.asarray(r.users, dtype=object) for r in self.reports])
 
     def lines(self) -> list[str]:
-        shown = (FINAL, POPULARITY, "popularity of the last 7 days", "ALS alone (MongoDB als_top_n)")
+        shown = (FINAL, POPULARITY, LAST_7_DAYS, ALS_ALONE)
         header = (
             f"{'cut':<14}{'listeners':>10}{'served':>9}{'popular':>9}{'last 7d':>9}{'ALS':>9}{'× pop':>7}"
         )
