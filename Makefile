@@ -15,7 +15,7 @@ help:
 	@echo "make demo          install, start local services, feed events, materialize the graph, print a summary"
 	@echo "make test          install if needed and run the whole suite against real local services"
 	@echo "make test-fast     the unit tests only: no services, no Spark (about a minute)"
-	@echo "make lint          ruff, ty (on lib/), import-linter's layout contracts, dg check defs and dg list defs"
+	@echo "make lint          ruff (lint, format check), ty (on lib/), import-linter's contracts, dg check defs, dg list defs"
 	@echo "make dev           Dagster UI (webserver + daemon: sensors and schedules run) on :3000, the API on :8000,"
 	@echo "                   the dashboard on :8501, the MLflow UI (model registry) on :5000"
 	@echo "make services-up   start Kafka (Tansu), MongoDB (SecantusDB), Spark Connect on 127.0.0.1"
@@ -82,6 +82,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check podrec_assets podrec_assets_tests benchmarks
+	$(BIN)/ruff format --check podrec_assets podrec_assets_tests benchmarks
 	$(BIN)/ty check
 	$(BIN)/lint-imports
 	$(BIN)/dg check defs

@@ -213,7 +213,8 @@ def _slice(pipe, job: dict, proc: int, procs: int) -> None:
     ready.wait()
     pipe.send("ready")
     go.update(pipe.recv())
-    gc.disable()  # no cycle collection pauses in the client while it measures (reference counting still frees)
+    # no cycle collection pauses in the client while it measures (reference counting still frees)
+    gc.disable()
     used = resource.getrusage(resource.RUSAGE_SELF)
     gate.set()
     for thread in pool:

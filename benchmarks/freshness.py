@@ -45,6 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / ".venv" / "bin"
 TARGET_P95_S = 60.0
 INGEST_JOB = "ingest_user_events"
+
+
 def bootstrap(users: int, log: Path) -> None:
     """What `make demo` runs (tools/demo.py), less starting the services, with `users` listeners."""
     from podrec_assets.tools import demo
@@ -262,7 +264,9 @@ def foldin_vs_retrain(rounds: int) -> None:
     from podrec_assets.lib.models.registry import ModelRegistry
     from podrec_assets.lib.models.training import read_split
 
-    registry = ModelRegistry(Path(os.environ["PODREC_MODEL_ROOT"]), "als", os.environ.get("MLFLOW_TRACKING_URI"))
+    registry = ModelRegistry(
+        Path(os.environ["PODREC_MODEL_ROOT"]), "als", os.environ.get("MLFLOW_TRACKING_URI")
+    )
     version = registry.current()
     if version is None:
         version = registry.versions()[-1]

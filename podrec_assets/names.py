@@ -9,13 +9,16 @@ RAW_USER_EVENTS = "raw_user_events"  # every valid listener event, exactly once 
 QUARANTINED_EVENTS = "quarantined_events"  # every rejected message, with its reason (ingestion)
 DAILY_ENGAGEMENT = "daily_engagement"  # (day, listener, episode) → summed event weights (engagement)
 ALS_RECOMMENDATIONS = "als_recommendations"  # ALS alone's top-N per listener (models)
-EPISODES = "episodes"  # the episode catalog; also mirrored to the MongoDB collection of the same name (content)
+# the episode catalog; also mirrored to the MongoDB collection of the same name (content)
+EPISODES = "episodes"
 TRANSCRIPTS = "transcripts"
 TRANSCRIPT_EMBEDDINGS = "transcript_embeddings"
 EPISODE_SIMILARITY = "episode_similarity"
 FINAL_RECOMMENDATIONS = "final_recommendations"  # every listener's list, before it is published (serving)
-RECOMMENDATION_IMPRESSIONS = "recommendation_impressions"  # every list the API served, exactly once (feedback)
-ONLINE_HIT_RATE = "online_hit_rate"  # per day, model version and A/B arm: impressions followed by a play (feedback)
+# every list the API served, exactly once (feedback)
+RECOMMENDATION_IMPRESSIONS = "recommendation_impressions"
+# per day, model version and A/B arm: impressions followed by a play (feedback)
+ONLINE_HIT_RATE = "online_hit_rate"
 
 # --- Assets that are not one Delta table ---------------------------------------------------------------------------
 ALS_MODEL = "als_model"  # a versioned model folder in the model store
@@ -30,7 +33,8 @@ GLOBAL_STATS = "global_stats"  # asset and MongoDB collection
 USER_RECOMMENDATIONS = "user_recommendations"  # what listeners get (the API reads it)
 ALS_TOP_N = "als_top_n"  # ALS alone, served beside the final lists for comparison
 STATS_CURSORS = "stats_cursors"  # how far each incremental consumer has read raw_user_events
-USER_EPISODE_RATINGS = "user_episode_ratings"  # each (listener, episode)'s latest rating: what a re-rating replaces
+# each (listener, episode)'s latest rating: what a re-rating replaces
+USER_EPISODE_RATINGS = "user_episode_ratings"
 
 # --- Kafka topics (defaults; the environment names the real ones) --------------------------------------------------
 EVENTS_TOPIC = "user-events"  # PODREC_EVENTS_TOPIC

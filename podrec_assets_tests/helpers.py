@@ -69,7 +69,9 @@ def ingest_in_subprocess(kafka: KafkaResource, delta: DeltaLakeResource, extra_e
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "PODREC_EVENTS_TOPIC": kafka.topic,
            "PODREC_DELTA_ROOT": delta.root, **(extra_env or {})}  # fmt: skip
     if "PODREC_CRASH_AT" in env:  # fault_injection/sitecustomize.py kills it right after that table's commit
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULT_INJECTION), os.environ.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(FAULT_INJECTION), os.environ.get("PYTHONPATH")])
+        )
     return subprocess.Popen([sys.executable, "-m", "podrec_assets.tools.cli", "ingest", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
 

@@ -55,9 +55,13 @@ def seeded(db, delta):
         {"_id": f"alice:{r}", "user_id": "alice", "new_episode_id": f"ep-{r + 5}", "als_score": 1 / r, "rank": r,
          "model_version": "v1", "generated_at": NOW} for r in (1, 2)
     ])  # fmt: skip
-    db[EPISODES].insert_many([{"_id": f"ep-{i}", "episode_id": f"ep-{i}", "title": f"Title ep-{i}"} for i in range(9)])
+    db[EPISODES].insert_many(
+        [{"_id": f"ep-{i}", "episode_id": f"ep-{i}", "title": f"Title ep-{i}"} for i in range(9)]
+    )
     db[USER_STATS].insert_one({"_id": "alice", "user_id": "alice", "events_total": 7, "applied": {"s": 1}})
-    db[GLOBAL_STATS].insert_one({"_id": "window_7d", "window_days": 7, "top_episodes": [{"episode_id": "ep-1"}]})
+    db[GLOBAL_STATS].insert_one(
+        {"_id": "window_7d", "window_days": 7, "top_episodes": [{"episode_id": "ep-1"}]}
+    )
     write_deltalake(delta.table_uri(EPISODE_SIMILARITY), pa.table({
         "episode_id": ["ep-1", "ep-1"], "similar_episode_id": ["ep-2", "ep-3"], "rank": [1, 2], "score": [0.9, 0.5],
     }))  # fmt: skip
@@ -175,13 +179,18 @@ def test_events_need_the_key_and_land_in_kafka_keyed_by_listener(client, kafka):
     events = [make_v1_event(event_id=f"e{i}", user_id="bob", episode_id="ep-1", event_type="like", ts=NOW)
               for i in range(3)]  # fmt: skip
     assert client.post("/v1/events", content=orjson.dumps(events)).status_code == 401
-    assert client.post("/v1/events", content=orjson.dumps(events), headers={"X-API-Key": "nope"}).status_code == 401
+    assert (
+        client.post("/v1/events", content=orjson.dumps(events), headers={"X-API-Key": "nope"}).status_code
+        == 401
+    )
     response = client.post("/v1/events", content=orjson.dumps(events), headers={"X-API-Key": KEY})
     assert response.status_code == 202 and response.json() == {"accepted": 3}
     landed = messages(kafka, kafka.topic, 3)
     assert sorted(orjson.loads(m.value)["event_id"] for m in landed) == ["e0", "e1", "e2"]
     assert {m.key for m in landed} == {b"bob"}
-    single = client.post("/v1/events", content=orjson.dumps(events[0] | {"event_id": "e9"}), headers={"X-API-Key": KEY})
+    single = client.post(
+        "/v1/events", content=orjson.dumps(events[0] | {"event_id": "e9"}), headers={"X-API-Key": KEY}
+    )
     assert single.json() == {"accepted": 1}
 
 
@@ -212,7 +221,10 @@ def test_a_broker_that_is_down_gets_503_never_200(kafka, mongo, delta, seeded):
     api = create_app(config(kafka, mongo, delta, kafka=KafkaSettings(dead)))
     with TestClient(api) as down:
         event = make_v1_event(event_id="e1", user_id="bob", episode_id="ep-1", event_type="like", ts=NOW)
-        assert down.post("/v1/events", content=orjson.dumps(event), headers={"X-API-Key": KEY}).status_code == 503
+        assert (
+            down.post("/v1/events", content=orjson.dumps(event), headers={"X-API-Key": KEY}).status_code
+            == 503
+        )
         ready = down.get("/readyz")
         assert ready.status_code == 503 and ready.json()["mongodb"] == "ok" and ready.json()["kafka"] != "ok"
         # lists are still served (the impression is counted as dropped)
@@ -225,8 +237,14 @@ def test_health_readiness_metrics_and_openapi(client):
     assert client.get("/readyz").json() == {"ready": True, "mongodb": "ok", "kafka": "ok"}
     client.get("/v1/users/alice/recommendations")
     text = client.get("/metrics").text
-    assert 'podrec_api_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}' in text
-    assert "podrec_api_request_seconds_bucket" in text and 'podrec_api_served_model_version{version="v1"} 1.0' in text
+    assert (
+        'podrec_api_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}'
+        in text
+    )
+    assert (
+        "podrec_api_request_seconds_bucket" in text
+        and 'podrec_api_served_model_version{version="v1"} 1.0' in text
+    )
     assert "/v1/events" in client.get("/openapi.json").json()["paths"]
 
 
@@ -234,11 +252,14 @@ def test_health_readiness_metrics_and_openapi(client):
 
 
 def test_impressions_land_exactly_once(client, kafka, delta):
-    served = [client.get(f"/v1/users/{u}/recommendations").json()["request_id"] for u in ("alice", "bob", "alice")]
+    served = [
+        client.get(f"/v1/users/{u}/recommendations").json()["request_id"] for u in ("alice", "bob", "alice")
+    ]
     topic = f"{kafka.topic}-impressions"
     first = messages(kafka, topic, 3)[0]
     producer = KafkaSettings(kafka.bootstrap_servers).producer()
-    producer.send(topic, key=first.key, value=first.value)  # the same impression again, as a producer retry sends it
+    # the same impression again, as a producer retry sends it
+    producer.send(topic, key=first.key, value=first.value)
     producer.send(topic, value=b"{broken")
     producer.flush()
     producer.close()
@@ -247,7 +268,9 @@ def test_impressions_land_exactly_once(client, kafka, delta):
     for _ in range(2):  # the second run finds nothing new
         consumer = settings.consumer()
         try:
-            report = ingest_impressions(consumer, uri, quarantine, topic, settings.topic_id(topic), idle_ms=1500)
+            report = ingest_impressions(
+                consumer, uri, quarantine, topic, settings.topic_id(topic), idle_ms=1500
+            )
         finally:
             consumer.close()
     assert report.messages == 0
@@ -311,7 +334,11 @@ def test_a_day_whose_hit_rate_falls_out_of_its_band_is_named():
     assert newest_day_in_band(rates(0.31))["main"]["in_band"]
     decayed = newest_day_in_band(rates(0.05))["main"]
     assert decayed["judged"] and not decayed["in_band"] and decayed["hit_rate"] == 0.05
-    assert newest_day_in_band(rates(0.05, days=3))["main"] == {"judged": False, "hit_rate": 0.05, "earlier_days": 3}
+    assert newest_day_in_band(rates(0.05, days=3))["main"] == {
+        "judged": False,
+        "hit_rate": 0.05,
+        "earlier_days": 3,
+    }
 
 
 def test_ab_assignment_is_stable_and_balanced():
@@ -321,9 +348,14 @@ def test_ab_assignment_is_stable_and_balanced():
     first = [assign(u, arms, "salt").name for u in users]
     assert first == [assign(u, arms, "salt").name for u in users]  # stable
     shares = {arm: count / len(users) for arm, count in Counter(first).items()}
-    assert abs(shares["main"] - 0.8) < 0.015 and abs(shares["als"] - 0.1) < 0.01 and abs(shares["holdout"] - 0.1) < 0.01
+    assert (
+        abs(shares["main"] - 0.8) < 0.015
+        and abs(shares["als"] - 0.1) < 0.01
+        and abs(shares["holdout"] - 0.1) < 0.01
+    )
     other_salt = [assign(u, arms, "other").name for u in users]
-    assert sum(a != b for a, b in zip(first, other_salt, strict=True)) > 0.2 * len(users)  # a new salt reshuffles
+    # a new salt reshuffles
+    assert sum(a != b for a, b in zip(first, other_salt, strict=True)) > 0.2 * len(users)
     assert min(bucket(u) for u in users) >= 0 and max(bucket(u) for u in users) < 1
     for bad in ("main:served", "main:magic:1", "main:served:0", "a b:served:1", "x:served:1,x:als:1"):
         with pytest.raises(ValueError):
@@ -339,7 +371,11 @@ def test_each_arm_is_served_its_strategy(kafka, mongo, delta, seeded):
             body = ab.get(f"/v1/users/{user}/recommendations").json()
             assert (body["arm"], body["strategy"]) == (arm.name, arm.strategy)
         alice = ab.get("/v1/users/alice/recommendations").json()
-        expected = {"served": ["ep-3", "ep-4", "ep-5"], "als": ["ep-6", "ep-7"], "popularity": ["ep-1", "ep-2"]}
+        expected = {
+            "served": ["ep-3", "ep-4", "ep-5"],
+            "als": ["ep-6", "ep-7"],
+            "popularity": ["ep-1", "ep-2"],
+        }
         assert [r["episode_id"] for r in alice["recommendations"]] == expected[by_user["alice"].strategy]
 
 

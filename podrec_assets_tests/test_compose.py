@@ -88,7 +88,8 @@ def test_secrets_come_only_from_the_environment_and_must_be_set():
 
 def test_compose_names_the_production_services():
     assert "apache/kafka" in SERVICES["kafka"]["image"]
-    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    # KRaft, no ZooKeeper
+    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert SERVICES["mongo"]["image"].startswith("mongo:")
     assert SERVICES["postgres"]["image"].startswith("postgres:")
     assert "dagster-webserver" in SERVICES["dagster-webserver"]["command"]

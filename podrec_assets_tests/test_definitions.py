@@ -29,7 +29,12 @@ def test_definitions_are_loadable_and_complete():
         "online_hit_rate",
     }
     # everything that keeps the product current runs under `make dev` without a click
-    for sensor in ("user_events_kafka_sensor", "late_events_sensor", "automation_sensor", "drift_retrain_sensor"):
+    for sensor in (
+        "user_events_kafka_sensor",
+        "late_events_sensor",
+        "automation_sensor",
+        "drift_retrain_sensor",
+    ):
         assert defs.resolve_sensor_def(sensor).default_status == DefaultSensorStatus.RUNNING, sensor
     for schedule in ("daily_engagement_schedule", "als_training_schedule", "episode_catalog_schedule"):
         assert defs.resolve_schedule_def(schedule).default_status == DefaultScheduleStatus.RUNNING, schedule

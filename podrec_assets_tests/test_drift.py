@@ -17,7 +17,9 @@ MIX = {"play": 0.4, "complete": 0.25, "like": 0.15, "skip": 0.15, "rate": 0.05}
 DEVICES = {"ios": 0.5, "android": 0.4, "web": 0.1}
 
 
-def events_for(day: date, n: int, users: list[str], rng: random.Random, mix=MIX, devices=DEVICES) -> list[dict]:
+def events_for(
+    day: date, n: int, users: list[str], rng: random.Random, mix=MIX, devices=DEVICES
+) -> list[dict]:
     return [{"event_date": day, "event_type": rng.choices(list(mix), list(mix.values()))[0],
              "device": rng.choices(list(devices), list(devices.values()))[0], "user_id": rng.choice(users)}
             for _ in range(n)]  # fmt: skip
@@ -57,7 +59,8 @@ def test_psi_is_zero_for_the_same_shares_and_large_for_a_shift():
 
 def test_band_is_robust_and_never_too_narrow():
     low, high = band([100, 102, 98, 101, 99, 1000])  # one outlier does not widen it
-    assert (round(low, 1), round(high, 1)) == (75.4, 125.6)  # median 100.5 ± 25%: the spread (MAD 1.5) is smaller
+    # median 100.5 ± 25%: the spread (MAD 1.5) is smaller
+    assert (round(low, 1), round(high, 1)) == (75.4, 125.6)
     assert band([100, 140, 60, 120, 80]) == pytest.approx((100 - 4 * 1.4826 * 20, 100 + 4 * 1.4826 * 20))
     assert band([100] * 10) == (75.0, 125.0)  # no spread at all: ± MIN_BAND of the median
 
@@ -101,8 +104,9 @@ def test_the_drift_checks_warn_on_the_newest_day(delta):
     listeners = [f"u{i}" for i in range(300)] + [f"new-{DAY}-{i}" for i in range(5)]
     rows = history(rng) + events_for(DAY, 400, listeners, rng, mix={"skip": 1.0})
     write_deltalake(delta.table_uri(RAW_USER_EVENTS), table(rows), partition_by=["event_date"])
-    write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), ONE_DAY_OF_ENGAGEMENT,
-                    partition_by=["event_date"])  # as daily_engagement is: one partition a day
+    write_deltalake(
+        delta.table_uri(DAILY_ENGAGEMENT), ONE_DAY_OF_ENGAGEMENT, partition_by=["event_date"]
+    )  # as daily_engagement is: one partition a day
     result = materialize([incoming_events_drift], resources={"delta": delta},
                          selection=AssetSelection.checks(incoming_events_drift))  # fmt: skip
     verdicts = {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -120,7 +124,8 @@ def test_a_model_worse_than_its_predecessors_warns(tmp_path):
 
     def judged(scores: list[float]) -> bool:
         for score in scores:
-            version = f"2026050{len(registry.versions())}T000000Z-test"  # sortable by time, as real versions are
+            # sortable by time, as real versions are
+            version = f"2026050{len(registry.versions())}T000000Z-test"
             registry.staging(version)
             registry.publish(version, {"evaluation": {"metrics": {"als": {"ndcg@10": score}}}})
         result = materialize([ndcg_not_decayed], resources={"models": models},
@@ -144,7 +149,9 @@ def test_a_drift_warning_starts_a_retrain_once_with_its_reason(delta):
         rng = random.Random(5)
         listeners = [f"u{i}" for i in range(300)] + [f"new-{DAY}-{i}" for i in range(5)]
         rows = history(rng) + events_for(DAY, 400, listeners, rng, mix=mix)
-        write_deltalake(delta.table_uri(RAW_USER_EVENTS), table(rows), partition_by=["event_date"], mode="overwrite")
+        write_deltalake(
+            delta.table_uri(RAW_USER_EVENTS), table(rows), partition_by=["event_date"], mode="overwrite"
+        )
         write_deltalake(delta.table_uri(DAILY_ENGAGEMENT), ONE_DAY_OF_ENGAGEMENT,
                         mode="overwrite", partition_by=["event_date"])  # fmt: skip
         assert materialize([incoming_events_drift], resources={"delta": delta}, instance=instance,
@@ -191,7 +198,9 @@ def test_an_online_hit_rate_decay_starts_a_retrain_and_a_jump_does_not(delta):
     jump = drift_retrain_sensor(build_sensor_context(instance=instance))
     assert not jump.run_requests
     judge(0.05)  # listeners stopped playing what they are shown
-    (request,) = drift_retrain_sensor(build_sensor_context(instance=instance, cursor=jump.cursor)).run_requests
+    (request,) = drift_retrain_sensor(
+        build_sensor_context(instance=instance, cursor=jump.cursor)
+    ).run_requests
     assert request.tags["podrec/retrain_check"] == "hit_rate_in_band" and "2026-04-11" in request.run_key
     assert '"arms_below_band": ["main"]' in request.tags[RETRAIN_REASON_TAG]
 
@@ -216,7 +225,10 @@ def test_list_quality_measures_coverage_bias_and_diversity():
     samey = {u: ["e0", "e1"] + [f"e{i}" for i in range(2, 10)] for u in ("u1", "u2")}
     narrow = list_quality(lists_table(samey), CATALOG, ENGAGEMENT)
     assert narrow["coverage"] == 0.5 and narrow["show_diversity"] == 0.5 and narrow["popularity_bias"] == 0.2
-    assert quality_shift(narrow, figures) == ["coverage fell from 1.0 to 0.5", "show_diversity fell from 1.0 to 0.5"]
+    assert quality_shift(narrow, figures) == [
+        "coverage fell from 1.0 to 0.5",
+        "show_diversity fell from 1.0 to 0.5",
+    ]
     assert quality_shift(figures, figures) == [] and quality_shift(figures, None) == []
 
 
@@ -238,7 +250,9 @@ def test_the_list_quality_check_warns_when_the_lists_narrow(delta):
         (evaluation,) = result.get_asset_check_evaluations()
         return evaluation
 
-    assert evaluate({"u1": [f"e{i}" for i in range(0, 20, 2)], "u2": [f"e{i}" for i in range(1, 20, 2)]}).passed
+    assert evaluate(
+        {"u1": [f"e{i}" for i in range(0, 20, 2)], "u2": [f"e{i}" for i in range(1, 20, 2)]}
+    ).passed
     narrowed = evaluate({u: [f"e{i}" for i in range(10)] for u in ("u1", "u2")})
     assert not narrowed.passed and narrowed.severity.value == "WARN"
     assert "coverage fell from 1.0 to 0.5" in narrowed.metadata["problems"].value

@@ -32,7 +32,8 @@ from podrec_assets_tests.test_stats import (
     write_catalog,
 )
 
-FORGOTTEN = "$where.a"  # one of test_stats' listeners, and a hostile id: it must reach no query as an operator
+# one of test_stats' listeners, and a hostile id: it must reach no query as an operator
+FORGOTTEN = "$where.a"
 NOW = datetime(2026, 4, 10, tzinfo=UTC)
 
 
@@ -44,7 +45,8 @@ def test_forgetting_a_listener_leaves_no_trace_and_changes_nobody_else(delta, db
     write_catalog(delta, CATALOG)
     write_raw_events(delta, make_events(120, "a", START, 21))
     run_stats(db, delta)  # the stats have read version 0 ...
-    write_raw_events(delta, make_events(120, "b", START, 22))  # ... not yet version 1, which has their events too
+    # ... not yet version 1, which has their events too
+    write_raw_events(delta, make_events(120, "b", START, 22))
     others = [u for u in USERS if u != FORGOTTEN]
     for name, rows in {
         DAILY_ENGAGEMENT: {"user_id": USERS, "episode_id": ["ep-0"] * 5, "weight_sum": [1.0] * 5},

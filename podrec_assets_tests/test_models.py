@@ -70,7 +70,9 @@ def first_version(tmp_path_factory, pyspark_resource):
     resources = {"delta": delta, "pyspark": pyspark_resource, "models": models}
     build_engagement(delta, resources, listening())
     result = materialize([als_model], resources=resources)
-    metadata = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    metadata = {
+        k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()
+    }
     (gate,) = result.get_asset_check_evaluations()
     return root, metadata, gate.passed
 
@@ -128,7 +130,9 @@ def test_each_run_writes_a_new_version_and_never_touches_an_old_one(delta, resou
     assert champion.tags["podrec_version"] == v2 and champion.tags["gate_passed"] == "True"
     run = client.get_run(champion.run_id)
     assert run.data.params["rank"] == "64" and run.data.params["window_days"] == "730"
-    assert run.data.metrics["als.ndcg_at_10"] == pytest.approx(manifest["evaluation"]["metrics"]["als"]["ndcg@10"])
+    assert run.data.metrics["als.ndcg_at_10"] == pytest.approx(
+        manifest["evaluation"]["metrics"]["als"]["ndcg@10"]
+    )
     assert run.data.metrics["popularity.ndcg_at_10"] < run.data.metrics["als.ndcg_at_10"]
     assert {"seconds.load", "seconds.refit", "train_pairs"} <= set(run.data.metrics)
     assert run.data.tags["gate_passed"] == "True" and run.data.tags["podrec_version"] == v2
@@ -151,7 +155,8 @@ def test_quality_gate_keeps_a_model_worse_than_popularity_out(delta, resources, 
                          raise_on_error=False)  # fmt: skip
     (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "beats_popularity"]
     assert not check.passed, check.metadata
-    assert len(registry.versions()) == 2 and registry.current() == champion  # registered, kept, alias not moved
+    # registered, kept, alias not moved
+    assert len(registry.versions()) == 2 and registry.current() == champion
     assert not registry.manifest(registry.versions()[1])["gate"]["passed"]
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"als_model"}  # the blocking check stopped als_recommendations

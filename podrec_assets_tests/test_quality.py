@@ -57,7 +57,12 @@ def test_similarity_problems_count_each_kind():
     })  # fmt: skip
     problems = similarity_problems(rows, episodes=3, k=2)
     # b lists itself; -1.5 is out of range; a's scores rise with rank; c has one neighbour of two
-    assert problems == {"self_pairs": 1, "scores_out_of_range": 1, "unsorted_lists": 1, "wrong_neighbour_count": 1}
+    assert problems == {
+        "self_pairs": 1,
+        "scores_out_of_range": 1,
+        "unsorted_lists": 1,
+        "wrong_neighbour_count": 1,
+    }
 
 
 def test_list_checks_find_engaged_pairs_and_inconsistent_rankings():

@@ -64,7 +64,9 @@ def test_registry_versions_are_never_overwritten_and_promotion_is_logged(tmp_pat
     version = registry.new_version("0123abcd-ffff")
     staged = registry.staging(version)
     write_ids(staged / "user_ids.parquet", "user_id", ["b", "a"])
-    record = RunRecord({"rank": 64, "alpha": 2.0}, numeric(flatten({"als": {"ndcg@10": 0.25}})), {"why": "test"})
+    record = RunRecord(
+        {"rank": 64, "alpha": 2.0}, numeric(flatten({"als": {"ndcg@10": 0.25}})), {"why": "test"}
+    )
     registry.publish(version, {"version": version, "gate": {"passed": True}}, record)
     assert registry.versions() == [version] and registry.current() is None  # registered, not promoted
     assert read_ids(registry.path(version) / "user_ids.parquet", "user_id") == ["b", "a"]

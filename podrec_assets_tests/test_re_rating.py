@@ -64,7 +64,9 @@ def test_the_latest_rating_is_by_time_then_event_id_and_an_older_one_changes_not
 
     newer = Rating(1, latest[("u", "e")].ts_us + 1, "0")  # counted already and newer: the batch is a late one
     older = Rating(5, 0, "z")
-    changes = {(c.user_id, c.episode_id): c for c in rating_changes(latest, {("u", "e"): newer, ("u", "f"): older})}
+    changes = {
+        (c.user_id, c.episode_id): c for c in rating_changes(latest, {("u", "e"): newer, ("u", "f"): older})
+    }
     assert set(changes) == {("u", "f")} and changes[("u", "f")].old == older
     same_time = Rating(9, latest[("u", "e")].ts_us, "b")  # as old as "c" but a smaller event id: "c" wins
     assert sorted(c.new.event_id for c in rating_changes(latest, {("u", "e"): same_time})) == ["c", "d"]
@@ -88,9 +90,14 @@ def test_a_change_moves_one_count_between_stars_and_the_sum_by_the_difference():
                        "ratings.by_star.5": 1}  # fmt: skip
     assert doc.inc["events_total"] == doc.inc["events.rate"] == 3  # every rate event is still an event
 
-    catalog = Catalog({"e": EpisodeInfo("E", "Show", None, ("News",)), "f": EpisodeInfo("F", "Show", None, ())})
+    catalog = Catalog(
+        {"e": EpisodeInfo("E", "Show", None, ("News",)), "f": EpisodeInfo("F", "Show", None, ())}
+    )
     affinities = {d.doc_id: d.inc for d in affinity_increments(batch, catalog, changes).documents}
-    show, news = affinities[affinity_id("u", "show", "Show")], affinities[affinity_id("u", "category", "News")]
+    show, news = (
+        affinities[affinity_id("u", "show", "Show")],
+        affinities[affinity_id("u", "category", "News")],
+    )
     assert (show["count"], show["ratings"], show["rating_sum"]) == (2, 1, -2 + 5)
     assert (news["count"], news["ratings"], news["rating_sum"]) == (1, 0, -2)
 
@@ -117,10 +124,13 @@ def test_a_ratings_weight_is_the_difference_to_the_one_it_replaces_and_sums_to_t
     bare = table.select(["event_type", "rating", "played_pct"])
     np.testing.assert_array_equal(weights.of_events(bare), [2.0, -1.0, 1.0])
 
-    rng = random.Random(3)  # any order of arrival, any number of re-ratings: the sum is the latest rating's weight
+    # any order of arrival, any number of re-ratings: the sum is the latest rating's weight
+    rng = random.Random(3)
     for _ in range(50):
         n = rng.randint(1, 6)
-        history = [("u", "e", rng.randint(1, 5), T + timedelta(hours=rng.randrange(5)), f"id{i}") for i in range(n)]
+        history = [
+            ("u", "e", rng.randint(1, 5), T + timedelta(hours=rng.randrange(5)), f"id{i}") for i in range(n)
+        ]
         rng.shuffle(history)
         latest = max(history, key=lambda r: (r[3], r[4]))
         assert weights.of_events(ratings_table(history)).sum() == latest[2] - weights.rating_neutral
@@ -142,7 +152,8 @@ def test_an_open_day_rating_replaces_the_closed_days_one_in_the_nightly_history(
     engagement = dict(zip(pairs["episode_id"], pairs["engagement"], strict=True))
     assert engagement == {"e": 2 - weights.rating_neutral, "f": 4 - weights.rating_neutral}
     counted_twice = merge_pairs(pairs_from_daily(daily), pairs_from_events(today, weights))
-    assert dict(zip(counted_twice["episode_id"], counted_twice["engagement"], strict=True))["e"] == 1.0  # 2 + -1
+    # 2 + -1
+    assert dict(zip(counted_twice["episode_id"], counted_twice["engagement"], strict=True))["e"] == 1.0
 
 
 # -------------------------------------------------------------------- integration: user_stats and daily_engagement
@@ -155,7 +166,9 @@ def write_catalog(delta) -> None:
 
 
 def rating(event_id: str, user: str, episode: str, stars: int, ts: datetime) -> dict:
-    return make_v1_event(event_id=event_id, user_id=user, episode_id=episode, event_type="rate", ts=ts, rating=stars)
+    return make_v1_event(
+        event_id=event_id, user_id=user, episode_id=episode, event_type="rate", ts=ts, rating=stars
+    )
 
 
 def run(assets, resources, instance, **kwargs):
@@ -177,11 +190,15 @@ def engagement(spark, delta) -> dict[tuple[str, str], float]:
 
 def everything(db, delta) -> tuple:
     documents = tuple(
-        sorted((d["_id"], repr(sorted((k, v) for k, v in d.items() if k != "updated_at"))) for d in db[c].find())
+        sorted(
+            (d["_id"], repr(sorted((k, v) for k, v in d.items() if k != "updated_at"))) for d in db[c].find()
+        )
         for c in (USER_STATS, USER_AFFINITIES, USER_EPISODE_RATINGS)
     )
-    rows = DeltaTable(delta.table_uri(DAILY_ENGAGEMENT)).to_pyarrow_table().sort_by(
-        [("event_date", "ascending"), ("user_id", "ascending"), ("episode_id", "ascending")]
+    rows = (
+        DeltaTable(delta.table_uri(DAILY_ENGAGEMENT))
+        .to_pyarrow_table()
+        .sort_by([("event_date", "ascending"), ("user_id", "ascending"), ("episode_id", "ascending")])
     )
     return documents, rows.to_pylist()
 
@@ -204,7 +221,8 @@ def test_a_re_rating_replaces_in_stats_and_engagement(delta, mongo, db, spark, p
         assert ratings_of(db, "u1") == {"count": 2, "sum": 6, "by_star": {"2": 1, "4": 1}}
         assert ratings_of(db, "u2") == {"count": 1, "sum": 3, "by_star": {"3": 1}}
         show = db[USER_AFFINITIES].find_one({"_id": affinity_id("u1", "show", "Show One")})
-        assert (show["count"], show["ratings"], show["rating_sum"]) == (2, 1, 2)  # two rate events, one rating
+        # two rate events, one rating
+        assert (show["count"], show["ratings"], show["rating_sum"]) == (2, 1, 2)
         assert db[USER_STATS].find_one({"_id": "u1"})["events"]["rate"] == 3
         # engagement: day 1 +2 (5 − 3), day 2 −3 (2 replaces 5): summed, the latest rating's weight, 2 − 3
         assert engagement(spark, delta) == {("u1", "ep-1"): -1.0, ("u1", "ep-2"): 1.0, ("u2", "ep-1"): 0.0}
@@ -233,8 +251,11 @@ def test_a_re_rating_replaces_in_stats_and_engagement(delta, mongo, db, spark, p
         requests = late_events_sensor(build_sensor_context(instance=instance)).run_requests
         assert [r.partition_key for r in requests] == [DAY2.isoformat()]
         rebuilt = run([daily_engagement], resources, instance, partition_key=DAY2.isoformat())
-        assert rebuilt.get_asset_materialization_events()[0].materialization.metadata[
-            LATER_DAYS_TO_REBUILD
-        ].value == []
+        assert (
+            rebuilt.get_asset_materialization_events()[0]
+            .materialization.metadata[LATER_DAYS_TO_REBUILD]
+            .value
+            == []
+        )
         assert engagement(spark, delta) == {("u1", "ep-1"): -1.0, ("u1", "ep-2"): 1.0, ("u2", "ep-1"): 0.0}
         assert late_events_sensor(build_sensor_context(instance=instance)).run_requests == []

@@ -94,8 +94,9 @@ def test_the_assets_take_the_path_the_threshold_chooses_and_record_it(
 
 
 @pytest.mark.timeout(120)  # an eager resource would sit in the Spark client's retries for minutes
-def test_the_spark_resource_connects_only_when_a_path_needs_it(spark_remote, spark):  # `spark`: the session it
-    # shares, stopped at the session's end (an unstopped client retries the stopped server for minutes at exit)
+def test_the_spark_resource_connects_only_when_a_path_needs_it(spark_remote, spark):
+    # `spark`: the session it shares, stopped at the session's end (an unstopped client retries the stopped server
+    # for minutes at exit)
     from dagster import asset
 
     from podrec_assets.defs.resources import LazyPySparkResource
@@ -110,6 +111,7 @@ def test_the_spark_resource_connects_only_when_a_path_needs_it(spark_remote, spa
         return pyspark.spark_session.range(5).count()
 
     down = LazyPySparkResource(spark_config={"spark.remote": f"sc://127.0.0.1:{free_port()}"})
-    assert materialize([driver_path], resources={"pyspark": down}).success  # nothing asked for Spark: no wait on it
+    # nothing asked for Spark: no wait on it
+    assert materialize([driver_path], resources={"pyspark": down}).success
     up = LazyPySparkResource(spark_config={"spark.remote": spark_remote})
     assert materialize([spark_path], resources={"pyspark": up}).output_for_node("spark_path") == 5

@@ -88,8 +88,11 @@ def test_the_faces_start_beside_the_services_and_stop_with_them(stack, tmp_path,
     try:
         statuses = {s.role: s for s in local.up(["api", "dashboard", "mlflow"], log=lambda _: None)}
         assert statuses["api"].state == statuses["dashboard"].state == statuses["mlflow"].state == "running"
-        for path in (f"http://127.0.0.1:{ports['api']}/readyz", f"http://127.0.0.1:{ports['dashboard']}/_stcore/health",
-                     f"http://127.0.0.1:{ports['mlflow']}/api/2.0/mlflow/registered-models/search"):
+        for path in (
+            f"http://127.0.0.1:{ports['api']}/readyz",
+            f"http://127.0.0.1:{ports['dashboard']}/_stcore/health",
+            f"http://127.0.0.1:{ports['mlflow']}/api/2.0/mlflow/registered-models/search",
+        ):
             with urllib.request.urlopen(path, timeout=10) as response:
                 assert response.status == 200, path
         again = {s.role: s for s in local.up(["api"], log=lambda _: None)}

@@ -66,7 +66,9 @@ def make_events(n: int, prefix: str, start: datetime, seed: int) -> list[dict]:
     rng = random.Random(seed)
     events = []
     for i in range(n):
-        kind = rng.choice(["play", "pause", "skip", "complete", "abandon", "rate", "like", "unlike", "view", "search"])
+        kind = rng.choice(
+            ["play", "pause", "skip", "complete", "abandon", "rate", "like", "unlike", "view", "search"]
+        )
         fields: dict = {}
         if kind in ("pause", "skip") or (kind == "complete" and rng.random() < 0.5):
             begin = round(rng.uniform(0, 300), 1)
@@ -286,7 +288,9 @@ def test_sigkill_in_the_middle_of_a_run_then_rerun_is_exact(delta, db, mongo):
     # version 0 writes 5 user_stats, then 46 user_affinities, then 12 user_episode_ratings documents: the first kill
     # comes among its ratings (written last), the next (re-doing what was written first) in version 1's affinities
     for crash_after, ratings_written in ((55, 4), (70, 12)):
-        process = subprocess.run([*args, str(crash_after)], check=False, cwd=REPO, capture_output=True, timeout=120)
+        process = subprocess.run(
+            [*args, str(crash_after)], check=False, cwd=REPO, capture_output=True, timeout=120
+        )
         assert process.returncode == -signal.SIGKILL, process.stderr.decode()[-2000:]
         cursor = db[CURSORS].find_one({"_id": STREAM})
         assert cursor is None or cursor["version"] < 2

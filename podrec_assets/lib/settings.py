@@ -108,6 +108,7 @@ def apply_local_defaults() -> None:
     for name, value in local_defaults().items():
         os.environ.setdefault(name, value)
 
+
 def table_uri(root: str, name: str) -> str:
     """Where table `name` lives under the Delta root (a folder, or an object-store URI such as s3://bucket/podrec)."""
     if "://" in root:

@@ -42,18 +42,27 @@ def stages(bin_dir: Path, users: int = 300) -> list[Stage]:
         Stage("services", [[podrec, "services", "up", "--faces"]]),  # services, then API, dashboard, MLflow
         # the catalog first: the event generator draws episodes from its MongoDB mirror
         Stage("catalog", [launch("episodes")], True),
-        Stage("events", [
-            [podrec, "events", "generate", "--users", str(users), "--days", "14"],
-            [podrec, "events", "send", str(REPO_ROOT / "demo" / "bad_events.jsonl")],
-        ]),
+        Stage(
+            "events",
+            [
+                [podrec, "events", "generate", "--users", str(users), "--days", "14"],
+                [podrec, "events", "send", str(REPO_ROOT / "demo" / "bad_events.jsonl")],
+            ],
+        ),
         Stage("ingestion", [launch("raw_user_events,quarantined_events")], True),
         Stage("engagement", [launch("daily_engagement", "--partition-range", "{event_days}")], True),
         Stage("als", [launch("als_model,als_recommendations")], True),
         Stage("content", [launch("transcripts,transcript_embeddings,episode_similarity")], True),
         Stage("ranker", [launch("ranker_model")], True),
-        Stage("lists+stats", [launch(
-            "final_recommendations,published_recommendations,user_stats,user_affinities,global_stats"
-        )], True),
+        Stage(
+            "lists+stats",
+            [
+                launch(
+                    "final_recommendations,published_recommendations,user_stats,user_affinities,global_stats"
+                )
+            ],
+            True,
+        ),
     ]  # fmt: on
 
 
@@ -74,7 +83,9 @@ def run_report(instance, run_id: str) -> str:
     for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
         materialization = record.dagster_event.event_specific_data.materialization
         metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-        figures = [f"{k} {metadata[k]}" for k in FIGURES if k in metadata and not isinstance(metadata[k], dict)]
+        figures = [
+            f"{k} {metadata[k]}" for k in FIGURES if k in metadata and not isinstance(metadata[k], dict)
+        ]
         key = materialization.asset_key.to_user_string()
         produced[key] = (figures[:3], produced.get(key, ([], 0))[1] + 1)
     parts, passed, failed = [], 0, []
@@ -111,7 +122,9 @@ def run(plan: list[Stage], log_path: Path, out=print) -> None:
                     command = [event_days(bin_dir, log) if c == "{event_days}" else c for c in command]
                 log.write(f"\n$ {' '.join(command)}\n")
                 log.flush()
-                code = subprocess.run(command, check=False, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+                code = subprocess.run(
+                    command, check=False, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+                )
                 if code := code.returncode:
                     out(f"✗ {stage.name:<12} failed (exit {code}) after {time.monotonic() - begun:.0f}s: "
                         f"{' '.join(command)}\n  see {log_path}")  # fmt: skip

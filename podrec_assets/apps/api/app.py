@@ -50,7 +50,8 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-:@+=]*$"  # lib/serving/ids.py, for the 
 SafeId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
 ALS_REASON = "listeners with similar taste enjoyed this"
-ID_FIELDS = ("event_id", "user_id", "episode_id", "new_episode_id", "content_id")  # every id an event may carry
+# every id an event may carry
+ID_FIELDS = ("event_id", "user_id", "episode_id", "new_episode_id", "content_id")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,12 @@ class Producers:
     RETRY_S = 5.0
 
     def __init__(self, settings: KafkaSettings, **overrides):
-        self.settings, self.overrides, self._producer, self._lock = settings, overrides, None, threading.Lock()
+        self.settings, self.overrides, self._producer, self._lock = (
+            settings,
+            overrides,
+            None,
+            threading.Lock(),
+        )
         self._failed_at, self._connecting = float("-inf"), False
 
     def get(self):
@@ -182,11 +188,14 @@ class Measured:
 
         try:
             if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-                await JSONResponse({"detail": "request body too large"}, status_code=413)(scope, receive, send_status)
+                await JSONResponse({"detail": "request body too large"}, status_code=413)(
+                    scope, receive, send_status
+                )
             else:
                 await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")  # the router records the route it matched
+            # the router records the route it matched
+            route = getattr(scope.get("route"), "path", "unmatched")
             metrics.observe(scope["method"], route, status[0], time.perf_counter() - started)
 
 
@@ -222,7 +231,11 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     def require_read(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
         """Every read route's gate (a FastAPI dependency): see PODREC_API_READS."""
         client = request.client.host if request.client else ""
-        if config.reads == "open" or (config.reads == "loopback" and client in LOOPBACK) or allowed(x_api_key):
+        if (
+            config.reads == "open"
+            or (config.reads == "loopback" and client in LOOPBACK)
+            or allowed(x_api_key)
+        ):
             return
         raise HTTPException(401, "this API needs an X-API-Key for reads from outside this machine")
 
@@ -290,7 +303,9 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         """The episodes most like it by transcript embedding (the `episode_similarity` table), with titles."""
         neighbours = similar.of(episode_id, limit)
         if neighbours is None:
-            raise HTTPException(404, f"no neighbours for {episode_id}: unknown episode, or it has no text yet")
+            raise HTTPException(
+                404, f"no neighbours for {episode_id}: unknown episode, or it has no text yet"
+            )
         titles = _titles(db, [n["episode_id"] for n in neighbours])
         return _json({"episode_id": episode_id,
                       "similar": [{**n, "title": titles.get(n["episode_id"])} for n in neighbours]})  # fmt: skip
@@ -329,7 +344,9 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
-            raise HTTPException(422, [{"index": None, "reason_code": "not_json", "detail": str(error)[:200]}]) from None
+            raise HTTPException(
+                422, [{"index": None, "reason_code": "not_json", "detail": str(error)[:200]}]
+            ) from None
         batch = payload if isinstance(payload, list) else [payload]
         if not batch or len(batch) > config.max_batch:
             raise HTTPException(422, f"send between 1 and {config.max_batch} events")
@@ -341,7 +358,9 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
                 ids = event if isinstance(event, dict) else {}
                 unsafe = [k for k in ID_FIELDS if ids.get(k) and not is_safe_id(ids[k])]
                 if unsafe:
-                    raise InvalidEvent("unsafe_id", f"{unsafe[0]} is not a plain id (letters, digits, _-:@+=)")
+                    raise InvalidEvent(
+                        "unsafe_id", f"{unsafe[0]} is not a plain id (letters, digits, _-:@+=)"
+                    )
             except InvalidEvent as bad:
                 problems.append({"index": index, "reason_code": bad.code, "detail": bad.detail})
                 continue

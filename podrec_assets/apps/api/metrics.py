@@ -19,12 +19,16 @@ from prometheus_client import (
 # Latency buckets around the target (p99 < 10 ms) and beyond, in seconds.
 BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
-LATENCY = Histogram("podrec_api_request_seconds", "Request latency", ["method", "route", "status"], buckets=BUCKETS)
+LATENCY = Histogram(
+    "podrec_api_request_seconds", "Request latency", ["method", "route", "status"], buckets=BUCKETS
+)
 REQUESTS = Counter("podrec_api_requests_total", "Requests answered", ["method", "route", "status"])
 SOURCES = Counter("podrec_api_served_recommendations_total", "Recommendations served, by source", ["source"])
 MODEL = Gauge("podrec_api_served_model_version", "1 for the model version of the newest list served", ["version"],
               multiprocess_mode="livemostrecent")  # fmt: skip
-IMPRESSIONS = Counter("podrec_api_impressions_total", "Impressions logged to Kafka (sent | dropped)", ["outcome"])
+IMPRESSIONS = Counter(
+    "podrec_api_impressions_total", "Impressions logged to Kafka (sent | dropped)", ["outcome"]
+)
 EVENTS = Counter("podrec_api_events_total", "Events posted (accepted | rejected | unavailable)", ["outcome"])
 
 _last_version: list[str | None] = [None]

@@ -30,8 +30,12 @@ class SimilarEpisodes:
             [("episode_id", "ascending"), ("rank", "ascending")]
         )
         neighbours: dict[str, list[dict]] = {}
-        for episode, other, rank, score in zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True):
-            neighbours.setdefault(episode, []).append({"episode_id": other, "rank": rank, "score": round(score, 4)})
+        for episode, other, rank, score in zip(
+            *(rows.column(c).to_pylist() for c in rows.column_names), strict=True
+        ):
+            neighbours.setdefault(episode, []).append(
+                {"episode_id": other, "rank": rank, "score": round(score, 4)}
+            )
         self._neighbours, self._version = neighbours, table.version()
 
     def of(self, episode_id: str, limit: int) -> list[dict] | None:

@@ -60,7 +60,9 @@ def _require(table: pa.Table | None, name: str) -> pa.Table:
 @asset(
     name=EPISODES,
     # the catalog schedule runs every 6 hours: two missed runs warn, three fail
-    freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(hours=19), warn_window=timedelta(hours=13)),
+    freshness_policy=FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=19), warn_window=timedelta(hours=13)
+    ),
     description="The episode catalog from the configured sources (PodcastIndex, RSS feeds, MovieLens items, the "
     "sample). Upserted by episode_id (only changed rows are written) and mirrored into MongoDB `episodes`.",
 )

@@ -87,7 +87,9 @@ def online_hit_rate(delta: DeltaLakeResource) -> MaterializeResult:
     )  # fmt: skip
     result = hit_rates(impressions.to_pandas(), events.to_pandas() if events is not None else None, now)
     if start is None:
-        write_deltalake(uri, result.table(), mode="overwrite", schema_mode="overwrite", storage_options=options)
+        write_deltalake(
+            uri, result.table(), mode="overwrite", schema_mode="overwrite", storage_options=options
+        )
     else:  # one commit replaces the days judged again; the settled days before them stay as they are
         write_deltalake(uri, result.table(), mode="overwrite", predicate=f"day >= '{start.isoformat()}'",
                         storage_options=options)  # fmt: skip
@@ -124,7 +126,8 @@ def hit_rate_in_band(delta: DeltaLakeResource) -> AssetCheckResult:
         return AssetCheckResult(passed=True, metadata={"note": "no judged impressions yet"})
     verdicts = newest_day_in_band(table.to_pandas())
     outside = sorted(arm for arm, v in verdicts.items() if v["judged"] and not v["in_band"])
-    below = sorted(arm for arm in outside if verdicts[arm]["below_band"])  # a decay: drift_retrain_sensor retrains
+    # a decay: drift_retrain_sensor retrains
+    below = sorted(arm for arm in outside if verdicts[arm]["below_band"])
     days = [v["day"] for v in verdicts.values() if v["judged"]]
     return AssetCheckResult(
         passed=not outside, severity=AssetCheckSeverity.WARN,

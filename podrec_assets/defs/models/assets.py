@@ -259,7 +259,8 @@ def als_recommendations(
         raise Failure("no ALS model has been promoted yet (see the als_model beats_popularity check)")
     options = delta.storage_options()
     path = scoring_path(model_users(registry.path(version)))
-    if path == SPARK:  # above the threshold a Spark cluster scores the listeners (lib/models/recommend_spark.py)
+    # above the threshold a Spark cluster scores the listeners (lib/models/recommend_spark.py)
+    if path == SPARK:
         recommendations = recommend_all_users_spark(pyspark.spark_session, registry.path(version), version,
                                                     delta.table_uri(DAILY_ENGAGEMENT), config.top_n,
                                                     datetime.now(UTC), options)  # fmt: skip

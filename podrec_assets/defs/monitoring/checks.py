@@ -40,17 +40,29 @@ def _newest_day(uri: str, storage_options: dict | None) -> date | None:
 
 @multi_asset_check(
     specs=[
-        AssetCheckSpec("event_mix_stable", asset=DAILY_ENGAGEMENT, description=f"the newest day's event types and "
-                       f"devices against the trailing {TRAILING_DAYS} days: PSI ≤ {PSI_WARN}"),
-        AssetCheckSpec("event_volume_in_band", asset=DAILY_ENGAGEMENT, description="the newest day's events "
-                       "within the trailing days' robust band"),
-        AssetCheckSpec("new_listener_share_in_band", asset=DAILY_ENGAGEMENT, description="the newest day's share "
-                       "of listeners not seen in the trailing days, within those days' band"),
-    ]  # fmt: skip
+        AssetCheckSpec(
+            "event_mix_stable",
+            asset=DAILY_ENGAGEMENT,
+            description=f"the newest day's event types and devices against the trailing {TRAILING_DAYS} days: "
+            f"PSI ≤ {PSI_WARN}",
+        ),
+        AssetCheckSpec(
+            "event_volume_in_band",
+            asset=DAILY_ENGAGEMENT,
+            description="the newest day's events within the trailing days' robust band",
+        ),
+        AssetCheckSpec(
+            "new_listener_share_in_band",
+            asset=DAILY_ENGAGEMENT,
+            description="the newest day's share of listeners not seen in the trailing days, within those days' "
+            "band",
+        ),
+    ]
 )
 def incoming_events_drift(delta: DeltaLakeResource) -> Iterator[AssetCheckResult]:
     options = delta.storage_options()
-    day = _newest_day(delta.table_uri(DAILY_ENGAGEMENT), options)  # the newest closed day the graph has aggregated
+    # the newest closed day the graph has aggregated
+    day = _newest_day(delta.table_uri(DAILY_ENGAGEMENT), options)
     if day is None:
         for name in ("event_mix_stable", "event_volume_in_band", "new_listener_share_in_band"):
             yield AssetCheckResult(check_name=name, passed=True, metadata={"note": "no closed day yet"})
@@ -88,7 +100,9 @@ def ndcg_not_decayed(models: ModelStoreResource) -> AssetCheckResult:
     registry = models.registry("als")
     scores = [registry.manifest(v)["evaluation"]["metrics"]["als"]["ndcg@10"] for v in registry.versions()]
     if len(scores) < 2:
-        return AssetCheckResult(passed=True, metadata={"versions": len(scores), "note": "nothing to compare yet"})
+        return AssetCheckResult(
+            passed=True, metadata={"versions": len(scores), "note": "nothing to compare yet"}
+        )
     newest, before = scores[-1], median(scores[-1 - DECAY_HISTORY : -1])
     return AssetCheckResult(
         passed=newest >= (1 - DECAY_TOLERANCE) * before,

@@ -46,7 +46,9 @@ RUNNING = [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.
 
 
 def _reason(check: AssetCheckKey, metadata: dict) -> str:
-    figures = {k: getattr(v, "value", v) for k, v in metadata.items() if k not in ("judged", "history_days", "arms")}
+    figures = {
+        k: getattr(v, "value", v) for k, v in metadata.items() if k not in ("judged", "history_days", "arms")
+    }
     return f"{check.name} warned: {json.dumps(figures, default=str, sort_keys=True)}"[:1000]
 
 
@@ -75,7 +77,9 @@ def drift_retrain_sensor(context: SensorEvaluationContext):
         ))  # fmt: skip
     busy = context.instance.get_runs(RunsFilter(job_name=ALS_TRAINING_JOB, statuses=RUNNING), limit=1)
     if requests and busy:
-        return SkipReason("a drift check warned, but the training job is running already: it learns from the same data")
+        return SkipReason(
+            "a drift check warned, but the training job is running already: it learns from the same data"
+        )
     if not requests:
         return SensorResult(skip_reason="no new drift or decay warning", cursor=json.dumps(cursor))
     return SensorResult(run_requests=requests[:1], cursor=json.dumps(cursor))

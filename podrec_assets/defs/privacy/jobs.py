@@ -10,7 +10,9 @@ from podrec_assets.lib.privacy.erasure import erase_listener
 
 class ForgetListenerConfig(Config):
     user_id: str = Field(description="the listener to remove from every table and collection")
-    vacuum_days: float = Field(default=7.0, description="deleted files older than this leave the disk (VACUUM)")
+    vacuum_days: float = Field(
+        default=7.0, description="deleted files older than this leave the disk (VACUUM)"
+    )
 
 
 @op
@@ -26,6 +28,8 @@ def erase_listener_everywhere(
     context.log.info(f"erased: Delta rows {report.delta_rows}, MongoDB documents {report.mongo_documents}")
 
 
-@job(description="Remove one listener from every Delta table and MongoDB collection (lib/privacy/erasure.py).")
+@job(
+    description="Remove one listener from every Delta table and MongoDB collection (lib/privacy/erasure.py)."
+)
 def forget_listener():
     erase_listener_everywhere()

@@ -221,7 +221,9 @@ def built_with(context: AssetExecutionContext, published: int) -> tuple[int, int
 @asset(
     name=PUBLISHED_RECOMMENDATIONS,
     # the nightly run publishes every list: a day and a bit without one means the nightly job is not running
-    freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(hours=27), warn_window=timedelta(hours=25)),
+    freshness_policy=FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=27), warn_window=timedelta(hours=25)
+    ),
     deps=[FINAL_RECOMMENDATIONS, ALS_RECOMMENDATIONS],
     description="MongoDB `user_recommendations` (one document per user: what serving reads), "
     "`final_recommendations` (seed 001's shape) and `als_top_n` (seed 000's), each replaced atomically: "

@@ -41,4 +41,3 @@ class DashboardSettings:
 
     def storage_options(self) -> dict[str, str] | None:
         return {"AWS_ENDPOINT_URL": self.aws_endpoint_url} if self.aws_endpoint_url else None
-

@@ -115,7 +115,8 @@ def weight_column(weights: EventWeights) -> Column:
         )
         .when(event == "pause", listened * F.lit(weights.pause_per_listened))
         .when(
-            event == "abandon", listened * F.lit(weights.abandon_per_listened) - F.lit(weights.abandon_penalty)
+            event == "abandon",
+            listened * F.lit(weights.abandon_per_listened) - F.lit(weights.abandon_penalty),
         )
         .when(event == "skip", F.lit(weights.skip))
         .when(event == "play", F.lit(weights.play))
@@ -124,7 +125,6 @@ def weight_column(weights: EventWeights) -> Column:
         .when(event == "resume", F.lit(weights.resume))
         .otherwise(F.lit(0.0))
     )
-
 
 
 def aggregate_daily_engagement(

@@ -131,7 +131,9 @@ def newest_day_in_band(rates: pd.DataFrame, min_days: int = 7) -> dict[str, dict
     listed as not judged."""
     verdicts = {}
     for arm, group in rates.groupby("arm"):
-        daily = group.groupby("day").agg(impressions=("impressions", "sum"), hits=("hits", "sum")).sort_index()
+        daily = (
+            group.groupby("day").agg(impressions=("impressions", "sum"), hits=("hits", "sum")).sort_index()
+        )
         daily_rates = (daily["hits"] / daily["impressions"]).tolist()
         newest, earlier = daily_rates[-1], daily_rates[:-1]
         if len(earlier) < min_days:

@@ -160,7 +160,11 @@ def ingest_impressions(
                 if done is None or record.offset >= done:  # not quarantined by a run that crashed after it
                     raw = record.value
                     text = raw.decode("utf-8", errors="replace") if raw is not None else None
-                    kafka_ts = datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp >= 0 else None
+                    kafka_ts = (
+                        datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                        if record.timestamp >= 0
+                        else None
+                    )
                     rejects.append((topic, partition, record.offset, kafka_ts, record.key, raw, text, bad.code,
                                     bad.detail, now))  # fmt: skip
         known, kept = _known_ids(table, {r[3] for r in rows}), []
@@ -168,7 +172,8 @@ def ingest_impressions(
             if row[0] not in known:
                 known.add(row[0])
                 kept.append(row)
-        if rejects:  # first: a crash before the next commit re-reads them, and skips them here (quarantined_up_to)
+        # first: a crash before the next commit re-reads them, and skips them here (quarantined_up_to)
+        if rejects:
             positions = _positions(QUARANTINED_EVENTS, topic, topic_id, next_offsets)
             write_deltalake(quarantine, rows_to_table(rejects, QUARANTINED_EVENTS_SCHEMA), mode="append",
                             commit_properties=positions)  # fmt: skip
@@ -187,10 +192,13 @@ def ingest_impressions(
     return report
 
 
-def _positions(table: str, topic: str, topic_id: str | None, next_offsets: dict[int, int]) -> CommitProperties:
+def _positions(
+    table: str, topic: str, topic_id: str | None, next_offsets: dict[int, int]
+) -> CommitProperties:
     return CommitProperties(
         app_transactions=[
-            Transaction(position_app_id(table, topic, topic_id, p), offset) for p, offset in next_offsets.items()
+            Transaction(position_app_id(table, topic, topic_id, p), offset)
+            for p, offset in next_offsets.items()
         ],
         custom_metadata={"podrec.operation": "kafka-ingest", "podrec.topic": topic},
     )

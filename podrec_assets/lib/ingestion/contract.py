@@ -42,7 +42,19 @@ EPOCH_MILLIS_THRESHOLD = 1e11
 
 # Canonical event types. Content events must name an episode.
 CONTENT_EVENT_TYPES = frozenset(
-    {"play", "pause", "resume", "complete", "abandon", "skip", "like", "unlike", "rate", "view", "search_click"}
+    {
+        "play",
+        "pause",
+        "resume",
+        "complete",
+        "abandon",
+        "skip",
+        "like",
+        "unlike",
+        "rate",
+        "view",
+        "search_click",
+    }
 )
 NON_CONTENT_EVENT_TYPES = frozenset({"search", "login", "logout", "profile_update", "preference_change"})
 ACCOUNT_EVENT_TYPES = frozenset({"login", "logout", "profile_update", "preference_change"})

@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a progress bar per manifest read
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not "Creating initial MLflow database tables..." each time
+# not "Creating initial MLflow database tables..." each time
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.artifacts import download_artifacts  # noqa: E402
@@ -75,7 +76,8 @@ def numeric(values: dict[str, Any]) -> dict[str, float]:
 class ModelRegistry:
     root: Path
     name: str = "als"
-    tracking_uri: str | None = None  # None: SQLite at <root>/mlflow.db, artifacts under <root>/mlflow-artifacts
+    # None: SQLite at <root>/mlflow.db, artifacts under <root>/mlflow-artifacts
+    tracking_uri: str | None = None
 
     @property
     def model_name(self) -> str:
@@ -101,7 +103,9 @@ class ModelRegistry:
         if experiment is not None:
             return experiment.experiment_id
         # A local store keeps artifacts beside its database; a server decides where its artifacts go.
-        location = (Path(self.root).resolve() / "mlflow-artifacts").as_uri() if self.tracking_uri is None else None
+        location = (
+            (Path(self.root).resolve() / "mlflow-artifacts").as_uri() if self.tracking_uri is None else None
+        )
         try:
             return self.client.create_experiment(self.model_name, artifact_location=location)
         except MlflowException:  # created meanwhile by a concurrent run
@@ -117,7 +121,8 @@ class ModelRegistry:
     def staging(self, version: str) -> Path:
         """An empty hidden folder to build `version` in; `publish` logs it to MLflow."""
         path = self.folder / f".staging-{version}"
-        shutil.rmtree(path, ignore_errors=True)  # left by a crashed run with the same version: never registered
+        # left by a crashed run with the same version: never registered
+        shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         return path
 

@@ -59,7 +59,8 @@ def load_interactions(
 
 # The files of a version folder (see models/registry.py). The serving fit is at the top level, so everything that
 # scores (als_recommendations, final_recommendations, the near-real-time lists) reads the model trained on all pairs.
-HELDOUT = "heldout"  # the held-out fit's factors: what the gate judged, and what the ranker learns its labels against
+# the held-out fit's factors: what the gate judged, and what the ranker learns its labels against
+HELDOUT = "heldout"
 PAIRS_FILE = (
     "pairs.parquet"  # the window's indexed pairs and which were held out: the ranker's per-user split
 )

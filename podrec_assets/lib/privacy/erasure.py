@@ -37,7 +37,8 @@ ERASED_HASH = "podrec.erased_user_sha256"
 TABLES_WITH_USER_ID = [RAW_USER_EVENTS, DAILY_ENGAGEMENT, ALS_RECOMMENDATIONS, FINAL_RECOMMENDATIONS,
                        RECOMMENDATION_IMPRESSIONS]  # fmt: skip
 COLLECTIONS_BY_ID = [USER_STATS, USER_RECOMMENDATIONS]  # `_id` is the listener's id
-COLLECTIONS_BY_FIELD = [USER_AFFINITIES, USER_EPISODE_RATINGS, FINAL_RECOMMENDATIONS, ALS_TOP_N]  # a `user_id` field
+# a `user_id` field
+COLLECTIONS_BY_FIELD = [USER_AFFINITIES, USER_EPISODE_RATINGS, FINAL_RECOMMENDATIONS, ALS_TOP_N]
 
 
 def user_hash(user_id: str) -> str:
@@ -60,7 +61,9 @@ def erase_listener(
 ) -> ErasureReport:
     """Remove `user_id` everywhere (see the module docstring). `table_uri(name)` gives a Delta table's URI."""
     report = ErasureReport()
-    properties = CommitProperties(custom_metadata={"podrec.operation": ERASURE, ERASED_HASH: user_hash(user_id)})
+    properties = CommitProperties(
+        custom_metadata={"podrec.operation": ERASURE, ERASED_HASH: user_hash(user_id)}
+    )
     predicates = {name: f"user_id = {_literal(user_id)}" for name in TABLES_WITH_USER_ID}
     predicates[QUARANTINED_EVENTS] = f"strpos(raw_text, {_literal(user_id)}) > 0"  # messages that name them
     for name, predicate in predicates.items():

@@ -52,7 +52,9 @@ def pairs_from_events(
     content = events.filter(pc.is_valid(events.column("episode_id")))
     weighed = content
     if earlier_ratings is not None and earlier_ratings.num_rows:
-        weighed = pa.concat_tables([earlier_ratings.select(content.column_names).cast(content.schema), content])
+        weighed = pa.concat_tables(
+            [earlier_ratings.select(content.column_names).cast(content.schema), content]
+        )
     frame = pd.DataFrame(
         {
             "user_id": content.column("user_id").to_pandas(),

@@ -47,7 +47,12 @@ def list_quality(lists: pa.Table, catalog: pa.Table, engagement: pa.Table | None
         return {"listeners": 0, "coverage": 0.0, "popularity_bias": 0.0, "show_diversity": 0.0}
     popular: set[str] = set()
     if engagement is not None and engagement.num_rows:
-        counts = engagement.select(["episode_id", "event_count"]).to_pandas().groupby("episode_id")["event_count"].sum()
+        counts = (
+            engagement.select(["episode_id", "event_count"])
+            .to_pandas()
+            .groupby("episode_id")["event_count"]
+            .sum()
+        )
         popular = set(counts.sort_values(ascending=False).index[: max(1, int(len(episodes) * POPULAR_SHARE))])
     shows = dict(zip(episodes, catalog.column("show").to_pylist(), strict=True))
     frame["popular"] = frame["episode_id"].isin(popular)

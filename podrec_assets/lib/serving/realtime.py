@@ -39,7 +39,8 @@ from podrec_assets.lib.stats.store import DUPLICATE_KEY, advance_cursor, read_cu
 from podrec_assets.names import USER_RECOMMENDATIONS
 
 STREAM = "fresh_recommendations"
-HISTORY_COLUMNS = ["user_id", "episode_id", "event_type", "rating", "played_pct", "ts", "event_id"]  # event_id: ties
+# event_id: ties
+HISTORY_COLUMNS = ["user_id", "episode_id", "event_type", "rating", "played_pct", "ts", "event_id"]
 WRITE_CHUNK = 500
 
 

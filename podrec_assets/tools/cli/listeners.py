@@ -23,9 +23,13 @@ def forget(user_id: str, vacuum_days: float) -> None:
     delta, mongo = configured["delta"], configured["mongo"]
     client = mongo.client()
     try:
-        report = erase_listener(user_id, delta.table_uri, mongo.db(client), delta.storage_options(), vacuum_days)
+        report = erase_listener(
+            user_id, delta.table_uri, mongo.db(client), delta.storage_options(), vacuum_days
+        )
     except Exception as error:  # noqa: BLE001 - shown to the operator, with the stores left as far as they got
         fail(f"erasure of {user_id!r} stopped: {error}; run it again (each step is idempotent)")
     finally:
         client.close()
-    click.echo(f"forgot {user_id}: Delta rows {report.delta_rows}; MongoDB documents {report.mongo_documents}")
+    click.echo(
+        f"forgot {user_id}: Delta rows {report.delta_rows}; MongoDB documents {report.mongo_documents}"
+    )

@@ -60,11 +60,15 @@ def models_promote(version: str, reason: str, kind: str) -> None:
         registry.promote(version, reason)
     except ValueError as error:
         fail(str(error))
-    click.echo(f"champion of {registry.model_name}: {registry.current()} (MLflow v{registry.mlflow_version(version)})")
+    click.echo(
+        f"champion of {registry.model_name}: {registry.current()} (MLflow v{registry.mlflow_version(version)})"
+    )
 
 
 @models.command("ui")
-@click.option("--host", default="127.0.0.1", show_default=True, help="bind address (loopback unless you mean it)")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="bind address (loopback unless you mean it)"
+)
 @click.option("--port", default=5000, show_default=True)
 def models_ui(host: str, port: int) -> None:
     """The MLflow UI over the model registry: runs, their parameters, metrics and files, the versions and which one
@@ -93,4 +97,6 @@ def models_import_folders() -> None:
     for kind in ("als", "ranker"):
         registry = resources()["models"].registry(kind)
         imported = import_folder_versions(registry)
-        click.echo(f"{registry.model_name}: {len(imported)} version(s) registered; champion: {registry.current()}")
+        click.echo(
+            f"{registry.model_name}: {len(imported)} version(s) registered; champion: {registry.current()}"
+        )

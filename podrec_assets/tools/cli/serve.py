@@ -11,7 +11,9 @@ from podrec_assets.lib.settings import podrec_home
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="bind address (loopback unless you mean it)")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="bind address (loopback unless you mean it)"
+)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--workers", default=2, show_default=True, help="server processes")
 def serve(host: str, port: int, workers: int) -> None:
