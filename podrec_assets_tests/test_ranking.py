@@ -24,6 +24,7 @@ from podrec_assets.lib.ranking.strategies import StrategyConfig, fill_short, lis
 from podrec_assets.lib.ranking.training import (
     RankerTrainingConfig,
     learns_from,
+    lists_of,
     make_snapshot,
     query_set,
     snapshot_stats,
@@ -324,3 +325,22 @@ def test_evaluate_ranker_settings_become_the_ranker_run_config():
     assert RankerConfig(**fields).training().params.objective == "lambdarank"
     with pytest.raises(SystemExit):  # a typo is refused by name, not silently ignored
         ranker_overrides(("cut_wieght=10",))
+
+
+def test_lists_judged_without_reasons_hold_the_same_episodes_and_scores(query_sets):
+    """The gate asks for no reasons (the per-feature contributions cost several predictions per row): what it judges
+    must be exactly what the served lists hold."""
+    sets, config = query_sets
+    strategy = StrategyConfig(recall=config)
+    training = RankerTrainingConfig(RankerParams(n_estimators=30), min_gate_listeners=10)
+    ranker, _ = train_and_gate(sets, strategy, training)
+    query = sets[0]
+    s = query.snapshot
+    served = lists_for("ranker", query.users, s.listeners, s.catalog, s.model, s.stats, strategy, ranker,
+                       query.candidates)  # fmt: skip
+    judged = lists_of("ranker", query, query.users, strategy, ranker)
+    np.testing.assert_array_equal(judged.items, served.items)
+    np.testing.assert_array_equal(judged.scores, served.scores)
+    assert (judged.sources[judged.items >= 0] == "").all()
+    assert set(served.sources[served.items >= 0]) <= {"als", "content", "show", "popular", "new"}
+    assert (served.sources[served.items >= 0] != "").all()

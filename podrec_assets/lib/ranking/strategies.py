@@ -75,13 +75,15 @@ def lists_for(
     config: StrategyConfig,
     ranker: Ranker | None = None,
     candidates: Candidates | None = None,
+    explain: bool = True,
 ) -> Lists:
     """The `strategy`'s lists for the listeners at indices `users` (ascending), `candidates` their recall if
-    already made."""
+    already made. `explain=False`: the ranker's lists without their reasons (for judging: the same episodes and
+    scores, without the per-feature contributions that cost several predictions each)."""
     if strategy == "ranker":
         if ranker is None:
             raise ValueError("the ranker strategy needs a ranker")
-        return ranked_lists(users, listeners, catalog, model, stats, config, ranker, candidates)
+        return ranked_lists(users, listeners, catalog, model, stats, config, ranker, candidates, explain)
     if strategy == "popularity":
         return _popularity(users, listeners, stats.listeners, config.n)
     if strategy == "trending":  # the week first, all-time breaks its ties
@@ -164,9 +166,10 @@ def ranked_lists(
     config: StrategyConfig,
     ranker: Ranker,
     candidates: Candidates | None = None,
+    explain: bool = True,
 ) -> Lists:
     """Recall (unless `candidates` are given), rank with the ranker, re-rank; scores calibrated, reasons from the
-    features' contributions."""
+    features' contributions (`explain=False`: no reasons, sources left empty)."""
     out = Lists.empty(len(users), config.n)
     if candidates is None:
         candidates = recall(listeners, users, catalog, model, stats, config.recall)
@@ -183,7 +186,8 @@ def ranked_lists(
     ends = np.searchsorted(position, np.arange(len(users)), side="right")
     # only the rows that are served need their reasons explained
     served = np.concatenate([ranked[s : min(e, s + config.n * 2)] for s, e in zip(starts, ends, strict=True)])
-    reasons = dict(zip(served.tolist(), ranker.reasons(candidates.features[served]), strict=True))
+    explained = ranker.reasons(candidates.features[served]) if explain else np.full(len(served), "", object)
+    reasons = dict(zip(served.tolist(), explained, strict=True))
     scores = ranker.score(margins)
     for row, (start, end) in enumerate(zip(starts, ends, strict=True)):
         picked = ranked[start : min(end, start + config.n * 2)]  # room for the re-rank to pull from

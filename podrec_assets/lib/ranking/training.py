@@ -200,10 +200,13 @@ def _training_arrays(
 def lists_of(
     strategy: str, query: QuerySet, users: np.ndarray, config: StrategyConfig, ranker: Ranker | None
 ) -> Lists:
-    """A strategy's lists for some of the query set's listeners; the ranker reuses their recall."""
+    """A strategy's lists for some of the query set's listeners, to be judged: the ranker reuses their recall and
+    gives no reasons (judging needs only the episodes)."""
     s = query.snapshot
     candidates = query.candidates.of(users) if strategy == "ranker" else None
-    return lists_for(strategy, users, s.listeners, s.catalog, s.model, s.stats, config, ranker, candidates)
+    return lists_for(
+        strategy, users, s.listeners, s.catalog, s.model, s.stats, config, ranker, candidates, explain=False
+    )
 
 
 def train_and_gate(
