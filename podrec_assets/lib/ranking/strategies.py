@@ -184,11 +184,8 @@ def ranked_lists(
     position, ranked = position[order], order
     starts = np.searchsorted(position, np.arange(len(users)), side="left")
     ends = np.searchsorted(position, np.arange(len(users)), side="right")
-    # only the rows that are served need their reasons explained
-    served = np.concatenate([ranked[s : min(e, s + config.n * 2)] for s, e in zip(starts, ends, strict=True)])
-    explained = ranker.reasons(candidates.features[served]) if explain else np.full(len(served), "", object)
-    reasons = dict(zip(served.tolist(), explained, strict=True))
     scores = ranker.score(margins)
+    picks = []
     for row, (start, end) in enumerate(zip(starts, ends, strict=True)):
         picked = ranked[start : min(end, start + config.n * 2)]  # room for the re-rank to pull from
         items = candidates.item[picked]
@@ -198,6 +195,16 @@ def ranked_lists(
         out.items[row, :k] = candidates.item[picked]
         # a re-ranked list still reads in order: a demoted episode shows at most the score above it
         out.scores[row, :k] = np.minimum.accumulate(scores[picked])
-        out.sources[row, :k] = [reasons[p] for p in picked.tolist()]
+        picks.append(picked)
+    if not explain:
+        return out
+    # only the rows that are served need their reasons explained, all at once (one prediction call)
+    served = np.concatenate(picks)
+    reasons = ranker.reasons(candidates.features[served])
+    offset = 0
+    for row, picked in enumerate(picks):
+        k = len(picked)
+        out.sources[row, :k] = reasons[offset : offset + k]
         out.anchors[row, :k] = np.where(out.sources[row, :k] == "content", candidates.anchor[picked], -1)
+        offset += k
     return out
