@@ -28,6 +28,7 @@ from podrec_assets.lib.models.registry import RunRecord, flatten, numeric
 from podrec_assets.lib.models.training import load_interactions, read_split
 from podrec_assets.lib.ranking.candidates import RecallConfig
 from podrec_assets.lib.ranking.catalog import align_model, build_catalog
+from podrec_assets.lib.ranking.listeners import ANCHORS, HALF_LIFE_DAYS
 from podrec_assets.lib.ranking.ranker import RankerParams
 from podrec_assets.lib.ranking.strategies import StrategyConfig
 from podrec_assets.lib.ranking.training import RankerTrainingConfig, make_snapshot, query_set, train_and_gate
@@ -81,8 +82,14 @@ class RankerConfig(Config):
     recall_new: int = Field(
         default=RecallConfig.new, ge=0, description="candidates among the newest episodes"
     )
-    anchors: int = Field(default=5, ge=0)
-    half_life_days: float = Field(default=14.0, gt=0)
+    anchors: int = Field(
+        default=ANCHORS,
+        ge=0,
+        description="a listener's strongest engaged episodes whose neighbours are candidates",
+    )
+    half_life_days: float = Field(
+        default=HALF_LIFE_DAYS, gt=0, description="an anchor's weight halves every this many days"
+    )
     per_show: int = Field(
         default=StrategyConfig.per_show,
         ge=0,

@@ -16,6 +16,10 @@ from podrec_assets.lib.models.ranking import pair_matrix
 from podrec_assets.lib.ranking.catalog import DAY, Catalog, ModelSide, epoch_seconds
 from podrec_assets.lib.serving.hybrid import choose_anchors
 
+# A listener's anchors, the same in training and serving (RankerConfig's defaults too)
+ANCHORS = 5  # a listener's strongest engaged episodes whose neighbours are candidates
+HALF_LIFE_DAYS = 14.0  # an anchor's weight halves every this many days
+
 
 @dataclass(frozen=True)
 class Listeners:
@@ -46,8 +50,8 @@ def build_listeners(
     catalog: Catalog,
     model: ModelSide,
     t_ref: float,
-    anchors: int = 5,
-    half_life_days: float = 14.0,
+    anchors: int = ANCHORS,
+    half_life_days: float = HALF_LIFE_DAYS,
     user_ids: pd.Index | None = None,
     recent: int = 5,
 ) -> Listeners:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from podrec_assets.lib.ranking.candidates import Candidates, RecallConfig, recall
 from podrec_assets.lib.ranking.catalog import Catalog, EpisodeStats, ModelSide, episode_stats, epoch_seconds
-from podrec_assets.lib.ranking.listeners import Listeners, build_listeners
+from podrec_assets.lib.ranking.listeners import ANCHORS, HALF_LIFE_DAYS, Listeners, build_listeners
 from podrec_assets.lib.ranking.metrics import coverage, ranking_metrics
 from podrec_assets.lib.ranking.ranker import Ranker, RankerParams
 from podrec_assets.lib.ranking.strategies import Lists, StrategyConfig, lists_for
@@ -84,8 +84,8 @@ def make_snapshot(
     catalog: Catalog,
     model: ModelSide,
     t_ref: float,
-    anchors: int = 5,
-    half_life_days: float = 14.0,
+    anchors: int = ANCHORS,
+    half_life_days: float = HALF_LIFE_DAYS,
 ) -> Snapshot:
     """`history`: pairs before t_ref; `later`: pairs after it (the labels)."""
     listeners = build_listeners(history, catalog, model, t_ref, anchors, half_life_days)

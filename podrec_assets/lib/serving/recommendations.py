@@ -18,7 +18,7 @@ import pyarrow as pa
 from podrec_assets.lib.content.tables import UTC_TIMESTAMP
 from podrec_assets.lib.models.recommend import AlsModel
 from podrec_assets.lib.ranking.catalog import Catalog, EpisodeStats, ModelSide, align_model, build_catalog
-from podrec_assets.lib.ranking.listeners import build_listeners
+from podrec_assets.lib.ranking.listeners import ANCHORS, HALF_LIFE_DAYS, build_listeners
 from podrec_assets.lib.ranking.strategies import Lists, StrategyConfig, fill_short, lists_for
 from podrec_assets.lib.ranking.training import snapshot_stats
 from podrec_assets.lib.serving.lookup import COLD_START_USER  # shared with serving-time reads
@@ -45,8 +45,8 @@ FINAL_RECOMMENDATIONS_SCHEMA = pa.schema(
 @dataclass(frozen=True)
 class ListsConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    anchors: int = 5  # a listener's strongest engaged episodes whose neighbours are candidates
-    half_life_days: float = 14.0  # an anchor's weight halves every this many days
+    anchors: int = ANCHORS
+    half_life_days: float = HALF_LIFE_DAYS
 
 
 @dataclass(frozen=True)
