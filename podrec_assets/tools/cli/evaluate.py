@@ -33,12 +33,14 @@ def ranker_overrides(settings: tuple[str, ...]) -> dict:
 @click.option("--dataset", type=click.Choice(["movielens-100k"]), required=True)
 @click.option(
     "--protocol",
-    type=click.Choice(["random", "temporal", "per-listener"]),
+    type=click.Choice(["random", "temporal", "per-listener", "replay"]),
     default="random",
     show_default=True,
     help="random: recommenders' stratified split of the ratings (model code only); temporal: one global "
     "cut-off time, the past through the real assets, what MongoDB serves judged on the future; per-listener: "
-    "each listener's newest 20% hidden, the rest through the real assets",
+    "each listener's newest 20% hidden, the rest through the real assets; replay: the temporal cut, then its "
+    "future replayed a day at a time through ingestion and the near-real-time lists, each day judged on the "
+    "lists held at its start",
 )
 @click.option(
     "--workdir",
@@ -65,7 +67,7 @@ def ranker_overrides(settings: tuple[str, ...]) -> dict:
     type=click.Choice(["ratings", "listening"]),
     default="ratings",
     show_default=True,
-    help="temporal/per-listener: a `rate` event per rating, or the listening session "
+    help="temporal/per-listener/replay: a `rate` event per rating, or the listening session "
     "it stands for (complete, like, skip and rate)",
 )
 @click.option("--split", type=click.Choice(["test", "validation", "validation-2", "validation-3", "rolling"]),
@@ -73,12 +75,15 @@ def ranker_overrides(settings: tuple[str, ...]) -> dict:
               help="validation splits lie inside the training part (all tuning may look at); "
               "temporal: -2 and -3 step the cut further back (rolling origin), and `rolling` runs all four cuts "
               "and pools their listeners")  # fmt: skip
+@click.option("--retrain-every", type=int, default=7, show_default=True, metavar="DAYS",
+              help="replay: run the nightly job (engagement, ALS, ranker, final lists, publish) every DAYS "
+              "replayed days; 0: never (the near-real-time lists alone follow the listeners)")  # fmt: skip
 @click.option("--rank", type=int, default=None)
 @click.option("--reg-param", type=float, default=None)
 @click.option("--alpha", type=float, default=None)
 @click.option("--max-iter", type=int, default=None)
 @click.option("--ranker", "ranker_settings", multiple=True, metavar="FIELD=VALUE",
-              help="temporal/per-listener: a ranker_model run-config field (RankerConfig), e.g. cut_weight=10; "
+              help="temporal/per-listener/replay: a ranker_model run-config field (RankerConfig), e.g. cut_weight=10; "
               "repeatable: how tuning runs on the validation splits are reproduced")  # fmt: skip
 @click.option("--hybrid/--no-hybrid", default=True, show_default=True,
               help="also the hybrid (ALS + content) at several blend weights, "
@@ -87,8 +92,8 @@ def ranker_overrides(settings: tuple[str, ...]) -> dict:
     "--weights", default="0.5,0.8,0.9,0.95,1.0", show_default=True, help="blend weights w to report"
 )
 def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, horizon_days: float | None,
-             event_mix: str, split: str, rank, reg_param, alpha, max_iter, ranker_settings: tuple[str, ...],
-             hybrid: bool, weights: str) -> None:  # fmt: skip
+             event_mix: str, split: str, retrain_every: int, rank, reg_param, alpha, max_iter,
+             ranker_settings: tuple[str, ...], hybrid: bool, weights: str) -> None:  # fmt: skip
     """Offline quality on real data: the temporal protocol through the real assets, or the random protocol of the
     ALS model code beside published figures (starts the local services it needs)."""
     from pyspark.sql import SparkSession
@@ -101,6 +106,8 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, h
     )
     from podrec_assets.tools.stack import LocalStack, ServiceError
 
+    if protocol == "replay" and (split == "rolling" or horizon_days):
+        fail("--protocol replay runs one cut (test or a validation split) over its whole future")
     if split == "rolling" and (protocol != "temporal" or horizon_days):
         fail("--split rolling runs every temporal cut, each judged on its whole future: --protocol temporal, "
              "no --horizon-days")  # fmt: skip
@@ -112,13 +119,22 @@ def evaluate(dataset: str, protocol: str, workdir: Path | None, longtail: int, h
                         log=lambda m: click.echo(m))  # fmt: skip
     except ServiceError as error:
         fail(str(error))
-    if protocol in ("temporal", "per-listener"):
+    if protocol in ("temporal", "per-listener", "replay"):
         from podrec_assets.tools.experiments.temporal import evaluate_temporal
 
         als = {k: v for k, v in params.model_dump().items() if k in overrides and overrides[k] is not None}
         run_config = {"als_model": {"als_model": {"config": {"params": als}}}} if als else {}
         if ranker_settings:
             run_config["ranker_model"] = {"ranker_model": {"config": ranker_overrides(ranker_settings)}}
+        if protocol == "replay":
+            from podrec_assets.tools.experiments.replay import evaluate_replay
+
+            replayed = evaluate_replay(
+                split, workdir, longtail, click.echo, run_config, event_mix, retrain_every
+            )
+            for line in replayed.lines():
+                click.echo(line)
+            return
         if split == "rolling":
             from podrec_assets.tools.experiments.temporal import evaluate_rolling
 

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -214,17 +214,81 @@ def make_workspace(root: Path | None = None, longtail: int = 3000) -> Workspace:
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
+@dataclass
+class GraphRunner:
+    """Materializes groups of assets as the jobs run them, in one Dagster instance (it holds the check evaluations
+    the publish gate reads), logging and timing each stage."""
+
+    workspace: Workspace
+    log: Callable[[str], None]
+    run_config: dict | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    instance: object = None
+
+    def __post_init__(self) -> None:
+        from dagster import DagsterInstance
+
+        self.instance = self.instance or DagsterInstance.ephemeral()
+
+    def stage(self, name: str, assets: list, announce: bool = True, **kwargs) -> None:
+        from dagster import materialize
+
+        started = time.perf_counter()
+        run_config = self.run_config
+        config = {**QUIET, **({"ops": run_config[name]} if run_config and name in run_config else {})}
+        result = materialize(
+            assets,
+            resources=self.workspace.resources,
+            instance=self.instance,
+            run_config=config,
+            raise_on_error=False,
+            **kwargs,
+        )
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 1)
+        # a blocking check that refuses (the ranker's gate) fails the run, as in production, after the asset was
+        # written and registered; what serves is then the policy's fallback, which is what gets judged
+        refused = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+        materialized = {m.asset_key for m in result.get_asset_materialization_events()}
+        gated = not result.success and refused and set().union(*(a.keys for a in assets)) <= materialized
+        status = "ok" if result.success else f"refused by {', '.join(refused)}" if gated else "FAILED"
+        if announce or status != "ok":
+            self.log(f"  {name:<24} {time.perf_counter() - started:>6.1f} s  {status}")
+        if not result.success and not gated:
+            raise RuntimeError(f"stage {name} failed (see the Dagster events of run {result.run_id})")
+
+    def retrain(self, first: date, last: date, announce: bool = True) -> None:
+        """The nightly job: daily_engagement over [first, last], ALS, the ranker, the final lists, the publish."""
+        from podrec_assets.defs.engagement.assets import daily_engagement
+        from podrec_assets.defs.models.assets import als_model, als_recommendations
+        from podrec_assets.defs.models.checks import als_recommendations_checks
+        from podrec_assets.defs.models.ranker import ranker_model
+        from podrec_assets.defs.serving.assets import final_recommendations, published_recommendations
+        from podrec_assets.defs.serving.checks import final_recommendations_checks
+
+        self.stage(
+            "daily_engagement",
+            [daily_engagement],
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+            },
+            announce=announce,
+        )
+        self.stage("als_model", [als_model, als_recommendations, *als_recommendations_checks], announce)
+        self.stage("ranker_model", [ranker_model], announce)
+        final = [final_recommendations, *final_recommendations_checks, published_recommendations]
+        self.stage("final_lists", final, announce)
+
+
 def run_graph(
     workspace: Workspace,
     past: pd.DataFrame,
     log: Callable[[str], None],
     run_config: dict | None = None,
     events: str = "ratings",
-):
-    """Everything before the cut through the assets, in the order the jobs run them (one instance for all stages:
-    it holds the check evaluations the publish gate reads); returns the seconds per stage."""
-    from dagster import DagsterInstance, materialize
-
+) -> dict[str, float]:
+    """Everything before the cut through the assets, in the order the jobs run them; returns the seconds per
+    stage."""
     from podrec_assets.defs.content.assets import (
         episode_similarity,
         episodes,
@@ -232,58 +296,21 @@ def run_graph(
         transcripts,
     )
     from podrec_assets.defs.content.checks import content_checks
-    from podrec_assets.defs.engagement.assets import daily_engagement
     from podrec_assets.defs.ingestion.assets import user_event_tables
     from podrec_assets.defs.ingestion.checks import raw_user_events_checks
-    from podrec_assets.defs.models.assets import als_model, als_recommendations
-    from podrec_assets.defs.models.checks import als_recommendations_checks
-    from podrec_assets.defs.models.ranker import ranker_model
-    from podrec_assets.defs.serving.assets import final_recommendations, published_recommendations
-    from podrec_assets.defs.serving.checks import final_recommendations_checks
     from podrec_assets.tools.producers.kafka_send import send_messages
 
-    instance = DagsterInstance.ephemeral()
-    resources = workspace.resources
-    seconds: dict[str, float] = {}
-
-    def stage(name: str, assets: list, **kwargs) -> None:
-        started = time.perf_counter()
-        config = {**QUIET, **({"ops": run_config.get(name, {})} if run_config and name in run_config else {})}
-        result = materialize(
-            assets, resources=resources, instance=instance, run_config=config, raise_on_error=False, **kwargs
-        )
-        seconds[name] = round(time.perf_counter() - started, 1)
-        # a blocking check that refuses (the ranker's gate) fails the run, as in production, after the asset was
-        # written and registered; what serves is then the policy's fallback, which is what gets judged
-        refused = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
-        materialized = {m.asset_key for m in result.get_asset_materialization_events()}
-        gated = not result.success and refused and set().union(*(a.keys for a in assets)) <= materialized
-        status = "ok" if result.success else f"refused by {', '.join(refused)}" if gated else "FAILED"
-        log(f"  {name:<24} {seconds[name]:>6.1f} s  {status}")
-        if not result.success and not gated:
-            raise RuntimeError(f"stage {name} failed (see the Dagster events of run {result.run_id})")
-
+    runner = GraphRunner(workspace, log, run_config)
     started = time.perf_counter()
     messages = replay_messages(past, events)
-    report = send_messages(resources["kafka"], messages, total=len(messages), progress=False)
-    seconds["replay"] = round(time.perf_counter() - started, 1)
-    log(f"  {'replay → Kafka':<24} {seconds['replay']:>6.1f} s  {report.sent} events")
-    stage("ingestion", [user_event_tables, *raw_user_events_checks])
-    first, last = past["ts"].min().date(), past["ts"].max().date()
-    stage(
-        "daily_engagement",
-        [daily_engagement],
-        tags={
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat(),
-        },
-    )
-    stage("catalog", [episodes])
-    stage("content", [transcripts, transcript_embeddings, episode_similarity, *content_checks])
-    stage("als_model", [als_model, als_recommendations, *als_recommendations_checks])
-    stage("ranker_model", [ranker_model])
-    stage("final_lists", [final_recommendations, *final_recommendations_checks, published_recommendations])
-    return seconds
+    report = send_messages(workspace.resources["kafka"], messages, total=len(messages), progress=False)
+    runner.seconds["replay"] = round(time.perf_counter() - started, 1)
+    log(f"  {'replay → Kafka':<24} {runner.seconds['replay']:>6.1f} s  {report.sent} events")
+    runner.stage("ingestion", [user_event_tables, *raw_user_events_checks])
+    runner.stage("catalog", [episodes])
+    runner.stage("content", [transcripts, transcript_embeddings, episode_similarity, *content_checks])
+    runner.retrain(past["ts"].min().date(), past["ts"].max().date())
+    return runner.seconds
 
 
 def truth_after(frame: pd.DataFrame, split: TemporalSplit) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
