@@ -68,7 +68,7 @@ def test_the_report_averages_by_who_and_pairs_every_list_against_the_following_o
     report = ReplayReport("validation", END, END + timedelta(days=2), 2, 10, "ranker")
     queries = DayQueries(["u", "v"], [{"a"}, {"b"}], [RETURNING, FIRST_DAY])
     lists = {name: [["a"], ["x", "b"]] for name in LISTS} | {POPULARITY: [["x"], ["x"]]}
-    report.add(queries, lists, [{"z"}, set()])
+    report.add("2026-04-11", queries, lists, [{"z"}, set()])
     assert report.ndcg[FOLLOWING] == [1.0, pytest.approx(1 / np.log2(3))]
     assert report.ndcg[POPULARITY] == [0.0, 0.0]
     text = "\n".join(report.lines())

@@ -23,6 +23,7 @@ cut's comes from the near-real-time path alone.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,10 +38,11 @@ from podrec_assets.lib.ranking.metrics import ndcg_per_query, paired_bootstrap
 K = 10
 FOLLOWING = "following (MongoDB, refreshed by each ingestion)"
 AT_CUT = "held since the cut (never refreshed)"
+AT_CUT_UNHEARD = "held since the cut, heard episodes dropped"
 POPULARITY = "popularity"
 LAST_7_DAYS = "popularity of the last 7 days"
 ALS_FOLDED = "ALS alone (folded in)"
-LISTS = (FOLLOWING, AT_CUT, POPULARITY, LAST_7_DAYS, ALS_FOLDED)
+LISTS = (FOLLOWING, AT_CUT, AT_CUT_UNHEARD, POPULARITY, LAST_7_DAYS, ALS_FOLDED)
 # who a query's listener is, on that day
 RETURNING = "listeners with history before the cut"
 FIRST_DAY = "new listeners, first day (no events yet)"
@@ -101,13 +103,17 @@ class ReplayReport:
     strategies: list[str] = field(default_factory=list)  # what served after each retrain
     users: list[str] = field(default_factory=list)  # the listener of each query, in order
     groups: list[str] = field(default_factory=list)  # who each query's listener is (GROUPS)
+    dates: list[str] = field(default_factory=list)  # each query's day
     ndcg: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in LISTS})
     heard: dict[str, list[int]] = field(default_factory=lambda: {FOLLOWING: [], AT_CUT: []})
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def add(self, queries: DayQueries, lists: dict[str, list[list[str]]], heard: list[set[str]]) -> None:
+    def add(
+        self, day: str, queries: DayQueries, lists: dict[str, list[list[str]]], heard: list[set[str]]
+    ) -> None:
         self.users += queries.users
         self.groups += queries.groups
+        self.dates += [day] * len(queries.users)
         for name in LISTS:
             self.ndcg[name] += ndcg_per_query(lists[name], queries.truth, K).tolist()
         for name in self.heard:
@@ -116,8 +122,8 @@ class ReplayReport:
     def lines(self) -> list[str]:
         ndcg = {name: np.asarray(values) for name, values in self.ndcg.items()}
         groups, users = np.asarray(self.groups, dtype=object), np.asarray(self.users, dtype=object)
-        short = {FOLLOWING: "following", AT_CUT: "at cut", POPULARITY: "popular", LAST_7_DAYS: "last 7d",
-                 ALS_FOLDED: "ALS"}  # fmt: skip
+        short = {FOLLOWING: "following", AT_CUT: "at cut", AT_CUT_UNHEARD: "cut-heard", POPULARITY: "popular",
+                 LAST_7_DAYS: "last 7d", ALS_FOLDED: "ALS"}  # fmt: skip
         retrains = (
             f"the nightly job every {self.retrain_every} days ({len(self.strategies)} runs; served after each: "
             f"{', '.join(self.strategies) or '-'})"
@@ -144,7 +150,7 @@ class ReplayReport:
             "episodes the listener had already engaged with, per top 10: "
             + ", ".join(f"{short[n]} {np.mean(v):.2f}" for n, v in self.heard.items())
         )
-        for name in (AT_CUT, POPULARITY, LAST_7_DAYS, ALS_FOLDED):
+        for name in LISTS[1:]:
             ci = paired_bootstrap(ndcg[FOLLOWING], ndcg[name], clusters=users)
             out.append(
                 f"following vs {name}: nDCG@10 ratio 95% CI [{ci['ratio_low']:.2f}, {ci['ratio_high']:.2f}], "
@@ -154,8 +160,11 @@ class ReplayReport:
         return out
 
 
-def lists_at(workspace, users: list[str], snapshot: dict[str, list[str]], moment: datetime) -> dict:
-    """Every compared list of `users` at `moment`, from MongoDB and from the tables as they are now."""
+def lists_at(
+    workspace, users: list[str], snapshot: dict[str, list[str]], heard: list[set[str]], moment: datetime
+) -> dict:
+    """Every compared list of `users` (who had engaged with `heard`) at `moment`, from MongoDB and from the
+    tables as they are now; `snapshot`: the whole lists MongoDB held at the cut."""
     from podrec_assets.defs.serving.assets import serving_context
     from podrec_assets.lib.lakehouse import delta_version
     from podrec_assets.lib.serving.lookup import COLD_START_USER
@@ -181,7 +190,12 @@ def lists_at(workspace, users: list[str], snapshot: dict[str, list[str]], moment
     return {
         # a listener without a document is served the cold-start list (lookup.recommendations_for)
         FOLLOWING: [stored.get(u, cold) for u in users],
-        AT_CUT: [snapshot.get(u, snapshot[COLD_START_USER]) for u in users],
+        AT_CUT: [snapshot.get(u, snapshot[COLD_START_USER])[:K] for u in users],
+        # what dropping heard episodes alone would give, without re-ranking (the cut's lists hold 20)
+        AT_CUT_UNHEARD: [
+            [e for e in snapshot.get(u, snapshot[COLD_START_USER]) if e not in seen][:K]
+            for u, seen in zip(users, heard, strict=True)
+        ],
         POPULARITY: library("popularity"),
         LAST_7_DAYS: library("trending"),
         # ALS has nothing for a listener without events: the service serves them the cold-start list
@@ -214,9 +228,7 @@ def replay_future(
     mongo, models = workspace.resources["mongo"], workspace.resources["models"]
     client = mongo.client()
     try:
-        snapshot = {
-            d["_id"]: list(d["episode_ids"][:K]) for d in mongo.db(client)[USER_RECOMMENDATIONS].find()
-        }
+        snapshot = {d["_id"]: list(d["episode_ids"]) for d in mongo.db(client)[USER_RECOMMENDATIONS].find()}
     finally:
         client.close()
     heard: dict[str, set[str]] = {}
@@ -239,8 +251,9 @@ def replay_future(
         started = time.perf_counter()
         queries = day_queries(day, heard, known_at_cut, set(heard))
         if queries.users:
-            lists = lists_at(workspace, queries.users, snapshot, start)
-            report.add(queries, lists, [heard.get(u, set()) for u in queries.users])
+            before = [heard.get(u, set()) for u in queries.users]
+            lists = lists_at(workspace, queries.users, snapshot, before, start)
+            report.add(start.date().isoformat(), queries, lists, before)
         scoring += time.perf_counter() - started
         messages = replay_messages(day.sort_values(["ts", "user_id", "episode_id"], kind="stable"), events)
         send_messages(workspace.resources["kafka"], messages, total=len(messages), progress=False)
@@ -286,4 +299,20 @@ def evaluate_replay(
         workspace, past, future, split.cut, split.end, split.name, log, events, retrain_every, run_config
     )
     report.seconds = {**seconds, **report.seconds}
+    # every query's figures, for a closer look than the printed table
+    fields = (
+        "name",
+        "cut",
+        "end",
+        "retrain_every",
+        "strategies",
+        "users",
+        "groups",
+        "dates",
+        "ndcg",
+        "heard",
+    )
+    (workspace.root / "replay.json").write_text(
+        json.dumps({f: getattr(report, f) for f in fields}, default=str, indent=1)
+    )
     return report
