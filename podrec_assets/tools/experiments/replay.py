@@ -8,8 +8,9 @@ The graph is built on the past exactly as the temporal protocol builds it (`temp
 day of the future in order (the first one starts at the cut):
 1. the list each listener holds at the start of the day is read from MongoDB `user_recommendations`, as the API
    reads it; a listener without one gets the day's cold-start list (this week's most liked, as the nightly publish
-   would have stored it). Beside it, from the same moment: the list they held at the cut (never refreshed), and
-   popularity, the last 7 days' popularity and ALS alone (folded in), by the library from the same tables;
+   would have stored it). Beside it, from the same moment: the list they held at the cut (never refreshed), the
+   same with the episodes they have heard since dropped (no re-ranking), and popularity, the last 7 days'
+   popularity and ALS alone (folded in), by the library from the same tables;
 2. the day's events go to Kafka and one ingestion run takes them (`user_event_tables`, then
    `fresh_recommendations`, the near-real-time lists), as the sensor would.
 
@@ -97,7 +98,7 @@ class ReplayReport:
     cut: datetime
     end: datetime
     days: int
-    events: int
+    events: int  # ratings replayed
     strategy: str  # what served at the cut
     retrain_every: int = 0  # days between the nightly job's runs during the replay (0: never)
     strategies: list[str] = field(default_factory=list)  # what served after each retrain
@@ -132,7 +133,7 @@ class ReplayReport:
         )
         out = [
             f"MovieLens-100k, replay protocol ({self.name}): the graph saw events before {self.cut:%Y-%m-%d %H:%M} "
-            f"UTC; then {self.days} days ({self.events} events) replayed one day at a time, each day's events "
+            f"UTC; then {self.days} days ({self.events} ratings) replayed one day at a time, each day's events "
             f"through one ingestion run (near-real-time lists), {retrains}; served at the cut: {self.strategy}",
             f"a query = a listener and a day with positives on episodes new to them: {len(users)} queries from "
             f"{len(set(users))} listeners; nDCG@10 of the list held at the start of the day",
