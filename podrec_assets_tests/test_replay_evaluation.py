@@ -12,7 +12,7 @@ from dagster import materialize
 from podrec_assets.defs.resources import CatalogResource
 from podrec_assets.lib.lakehouse import read_table
 from podrec_assets.lib.serving.lookup import COLD_START_USER
-from podrec_assets.names import RAW_USER_EVENTS, USER_RECOMMENDATIONS
+from podrec_assets.names import DAILY_ENGAGEMENT, RAW_USER_EVENTS, USER_RECOMMENDATIONS
 from podrec_assets.tools.experiments.replay import (
     AT_CUT,
     FIRST_DAY,
@@ -129,3 +129,6 @@ def test_the_replay_judges_the_lists_listeners_hold_as_their_events_arrive(graph
     assert report.heard[FOLLOWING] == [0, 0, 0, 0]
     assert report.events == len(rows) and report.days == 2
     assert len(report.strategies) == 1  # what served after the nightly job
+    # day two's partition was rebuilt after its ingestion, as the late-events sensor would (no nightly run after it)
+    daily = read_table(resources["delta"].table_uri(DAILY_ENGAGEMENT), ["user_id", "episode_id"]).to_pylist()
+    assert {"user_id": "newcomer", "episode_id": at_cut[2]} in daily

@@ -12,7 +12,8 @@ day of the future in order (the first one starts at the cut):
    same with the episodes they have heard since dropped (no re-ranking), and popularity, the last 7 days'
    popularity and ALS alone (folded in), by the library from the same tables;
 2. the day's events go to Kafka and one ingestion run takes them (`user_event_tables`, then
-   `fresh_recommendations`, the near-real-time lists), as the sensor would.
+   `fresh_recommendations`, the near-real-time lists), as the sensor would; then that day's `daily_engagement`
+   partition is rebuilt, as the late-events sensor does for a closed day that received events.
 
 Every `--retrain-every` days (7 by default; production runs it nightly, which here would take an hour) the nightly
 job runs first: daily engagement, ALS, the ranker and its gate, the final lists and their publish.
@@ -219,6 +220,7 @@ def replay_future(
     """Replay `future` (rows user_id, episode_id, rating, ts in [cut, end)) day by day on a workspace whose graph
     was built on `past`, scoring the lists held at the start of each day (module docstring). Every
     `retrain_every` days (0: never) the nightly job runs first on everything so far."""
+    from podrec_assets.defs.engagement.assets import daily_engagement
     from podrec_assets.defs.ingestion.assets import user_event_tables
     from podrec_assets.defs.serving.assets import fresh_recommendations
     from podrec_assets.lib.serving.policy import serving_policy
@@ -259,6 +261,10 @@ def replay_future(
         messages = replay_messages(day.sort_values(["ts", "user_id", "episode_id"], kind="stable"), events)
         send_messages(workspace.resources["kafka"], messages, total=len(messages), progress=False)
         runner.stage("ingestion_runs", [user_event_tables, fresh_recommendations], announce=False)
+        # Every replayed day lies in the past, so its partition is closed: the late-events sensor would rebuild
+        # it now (without it the cut's own day, built before the cut, would miss its later events).
+        partition = start.date().isoformat()
+        runner.stage("daily_engagement_late", [daily_engagement], announce=False, partition_key=partition)
         for user, episode in zip(day["user_id"], day["episode_id"], strict=True):
             heard.setdefault(user, set()).add(episode)
         if (number + 1) % 10 == 0 or number + 1 == len(windows):
