@@ -199,12 +199,10 @@ def ranked_lists(
     if not explain:
         return out
     # only the rows that are served need their reasons explained, all at once (one prediction call)
-    served = np.concatenate(picks)
-    reasons = ranker.reasons(candidates.features[served])
-    offset = 0
-    for row, picked in enumerate(picks):
+    reasons = ranker.reasons(candidates.features[np.concatenate(picks)])
+    per_row = np.split(np.asarray(reasons, dtype=object), np.cumsum([len(p) for p in picks])[:-1])
+    for row, (picked, why) in enumerate(zip(picks, per_row, strict=True)):
         k = len(picked)
-        out.sources[row, :k] = reasons[offset : offset + k]
-        out.anchors[row, :k] = np.where(out.sources[row, :k] == "content", candidates.anchor[picked], -1)
-        offset += k
+        out.sources[row, :k] = why
+        out.anchors[row, :k] = np.where(why == "content", candidates.anchor[picked], -1)
     return out

@@ -170,18 +170,17 @@ def lists_at(
     from podrec_assets.defs.serving.assets import serving_context
     from podrec_assets.lib.lakehouse import delta_version
     from podrec_assets.lib.serving.lookup import COLD_START_USER
-    from podrec_assets.lib.serving.recommendations import cold_start_rows, strategy_lists
+    from podrec_assets.lib.serving.recommendations import cold_start_rows
     from podrec_assets.names import RAW_USER_EVENTS, USER_RECOMMENDATIONS
+    from podrec_assets.tools.experiments.temporal import library_lists
 
     delta, models, mongo = (workspace.resources[name] for name in ("delta", "models", "mongo"))
     raw_version = delta_version(delta.table_uri(RAW_USER_EVENTS), delta.storage_options())
     ctx, everyone = serving_context(delta, models, 20, moment, raw_version)
-    ids = np.asarray(ctx.catalog.ids, dtype=object)
     cold = cold_start_rows(ctx, moment).sort_by("rank").column("episode_id").to_pylist()[:K]
 
     def library(strategy: str) -> list[list[str]]:
-        lists = strategy_lists(ctx, everyone, pd.Index(users), strategy, fill=False)
-        return [[ids[i] for i in row[:K] if i >= 0] for row in lists.items]
+        return library_lists(ctx, everyone, users, strategy)
 
     client = mongo.client()
     try:

@@ -223,19 +223,18 @@ class GraphRunner:
     log: Callable[[str], None]
     run_config: dict | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-    instance: object = None
+    instance: object = field(init=False)
 
     def __post_init__(self) -> None:
         from dagster import DagsterInstance
 
-        self.instance = self.instance or DagsterInstance.ephemeral()
+        self.instance = DagsterInstance.ephemeral()
 
     def stage(self, name: str, assets: list, announce: bool = True, **kwargs) -> None:
         from dagster import materialize
 
         started = time.perf_counter()
-        run_config = self.run_config
-        config = {**QUIET, **({"ops": run_config[name]} if run_config and name in run_config else {})}
+        config = {**QUIET, **({"ops": self.run_config[name]} if name in (self.run_config or {}) else {})}
         result = materialize(
             assets,
             resources=self.workspace.resources,
@@ -381,13 +380,21 @@ class TemporalReport:
         return out
 
 
+def library_lists(ctx, pairs: pd.DataFrame, users: list[str], strategy: str) -> list[list[str]]:
+    """A strategy's top-K episode ids for `users`, judged on its own (short lists not filled)."""
+    from podrec_assets.lib.serving.recommendations import strategy_lists
+
+    ids = np.asarray(ctx.catalog.ids, dtype=object)
+    lists = strategy_lists(ctx, pairs, pd.Index(users), strategy, fill=False)
+    return [[ids[i] for i in row[:K] if i >= 0] for row in lists.items]
+
+
 def score_workspace(
     workspace: Workspace, frame: pd.DataFrame, split: TemporalSplit, seconds: dict
 ) -> TemporalReport:
     from podrec_assets.defs.serving.assets import serving_context
     from podrec_assets.lib.lakehouse import delta_version
     from podrec_assets.lib.serving.lookup import COLD_START_USER, als_top_n_for, recommendations_for
-    from podrec_assets.lib.serving.recommendations import strategy_lists
     from podrec_assets.names import RAW_USER_EVENTS
 
     returning, new = truth_after(frame, split)
@@ -397,7 +404,6 @@ def score_workspace(
     delta, models, mongo = resources["delta"], resources["models"], resources["mongo"]
     raw_version = delta_version(delta.table_uri(RAW_USER_EVENTS), delta.storage_options())
     ctx, everyone = serving_context(delta, models, 20, min(split.cut, datetime.now(UTC)), raw_version)
-    catalog_ids = np.asarray(ctx.catalog.ids, dtype=object)
 
     client = mongo.client()
     try:
@@ -410,8 +416,7 @@ def score_workspace(
         client.close()
 
     def library(strategy: str) -> list[list[str]]:
-        lists = strategy_lists(ctx, everyone, pd.Index(users), strategy, fill=False)
-        return [[catalog_ids[i] for i in row[:K] if i >= 0] for row in lists.items]
+        return library_lists(ctx, everyone, users, strategy)
 
     lists = {
         POPULARITY: library("popularity"),
